@@ -5,7 +5,9 @@
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Decision, Grant, PolicySet, ValidationIssue } from '../engine/decision.js';
-import type { Json } from '../engine/ir.js';
+import { mergeAgent } from '../engine/agent-context.js';
+import type { JsonObject } from '../engine/agent-context.js';
+import type { AuditEntry, DecisionAuditEntry, RejectedAuditEntry } from './audit.js';
 import type { AgentContext, ContextStore, GrantRecord } from './context/types.js';
 
 // ---------------------------------------------------------------- contract
@@ -17,8 +19,8 @@ export interface DecideMeta {
   explain?: boolean;
   /** Who called: the API key's label, `anonymous` on loopback without keys. */
   caller?: string;
-  /** Which adapter asked: `http`, `connect`, `authzen` (for the audit line). */
-  protocol?: string;
+  /** Which adapter asked: `decide`, `connect`, `authzen` (the audit line's `api`). */
+  api?: string;
 }
 
 export type DecideErrorCode = 'invalid_request' | 'policies_unavailable';
@@ -48,64 +50,9 @@ export interface PolicySource {
   readonly current: PolicySet | undefined;
 }
 
-// ---------------------------------------------------------------- audit contract
+// ---------------------------------------------------------------- audit
 
-/** One decision (also synthetic denies: unknown, deactivated agent, store unavailable). */
-export interface DecisionAuditEntry {
-  kind: 'decision';
-  decision_id: string;
-  /** RFC 3339 time of the decision. */
-  time: string;
-  agent: string;
-  /** The delegating user (`task.on_behalf_of`), when the request names one. */
-  on_behalf_of?: string;
-  action: string;
-  resource: { type: string; id: string };
-  effect: Decision['effect'];
-  allowed: boolean;
-  risk: number;
-  policies: string[];
-  reasons: string[];
-  revision: string;
-  /** Milliseconds spent in the decider (store + engine). */
-  latency_ms: number;
-  request_id: string;
-  trace_id?: string;
-  caller?: string;
-  protocol?: string;
-}
-
-/** A request the decider refused (400 or 503). */
-export interface RejectedAuditEntry {
-  kind: 'rejected';
-  time: string;
-  status: number;
-  code: string;
-  message: string;
-  agent?: string;
-  action?: string;
-  request_id: string;
-  trace_id?: string;
-  caller?: string;
-  protocol?: string;
-}
-
-/** A change made through the admin API (agents, grants, policy reloads). */
-export interface AdminAuditEntry {
-  kind: 'admin';
-  time: string;
-  /** e.g. `agent.put`, `agent.deactivate`, `grant.create`, `grant.revoke`, `policies.reload`. */
-  operation: string;
-  agent?: string;
-  grant?: string;
-  detail?: { [k: string]: Json };
-  request_id: string;
-  caller?: string;
-}
-
-export type AuditEntry = DecisionAuditEntry | RejectedAuditEntry | AdminAuditEntry;
-
-/** The audit log as the decider sees it: `write` never blocks and never throws. */
+/** The audit log as the decider sees it (server/audit.ts): `write` never blocks or throws. */
 export interface AuditSink {
   write(entry: AuditEntry): void;
 }
@@ -196,37 +143,35 @@ function toGrants(records: readonly GrantRecord[]): Grant[] {
 }
 
 const EMPTY_GRANTS: readonly Grant[] = Object.freeze([]);
-const KEY_POLLUTERS = new Set(['__proto__', 'constructor', 'prototype']);
 
-/**
- * The merge rule: start from the request's agent attributes, then every top-level
- * attribute the registry holds replaces the request's whole value (a registered
- * `model` record replaces the request's `model`, so an agent cannot claim a newer
- * version). `id` is the requested id; `behavior` is always AGP's own figures.
- */
-export function mergeAgent(
-  requested: RawObject,
-  registered: { readonly [k: string]: Json } | undefined,
-  behavior: unknown,
-): RawObject {
-  const agent: RawObject = {};
-  for (const k of Object.keys(requested)) {
-    if (!KEY_POLLUTERS.has(k)) agent[k] = requested[k];
-  }
-  if (registered !== undefined) {
-    for (const k of Object.keys(registered)) {
-      if (!KEY_POLLUTERS.has(k)) agent[k] = registered[k];
-    }
-  }
-  agent['id'] = requested['id'];
-  agent['behavior'] = behavior;
-  return agent;
+function readString(o: unknown, key: string): string | null {
+  if (!isObject(o)) return null;
+  const v = o[key];
+  return typeof v === 'string' ? v : null;
 }
 
-function readString(o: unknown, key: string): string | undefined {
-  if (!isObject(o)) return undefined;
-  const v = o[key];
-  return typeof v === 'string' ? v : undefined;
+/** What the audit line says about a request, read from the raw body (before validation). */
+interface Subject {
+  agent: string | null;
+  action: string | null;
+  resource: { type: string; id: string } | null;
+  onBehalfOf: string | null;
+}
+
+function subjectOf(raw: RawObject | null): Subject {
+  if (raw === null) return { agent: null, action: null, resource: null, onBehalfOf: null };
+  const type = readString(raw['resource'], 'type');
+  const id = readString(raw['resource'], 'id');
+  return {
+    agent: readString(raw['agent'], 'id'),
+    action: typeof raw['action'] === 'string' ? raw['action'] : null,
+    resource: type !== null || id !== null ? { type: type ?? '', id: id ?? '' } : null,
+    onBehalfOf: readString(raw['task'], 'on_behalf_of'),
+  };
+}
+
+function microseconds(started: number): number {
+  return Math.round((performance.now() - started) * 1000);
 }
 
 export function createDecider(options: DeciderOptions): Decider {
@@ -238,67 +183,62 @@ export function createDecider(options: DeciderOptions): Decider {
     error: DecideError,
     meta: DecideMeta,
     now: number,
-    agent: string | undefined,
-    action: string | undefined,
+    started: number,
+    raw: RawObject | null,
+    revision: string | undefined,
   ): DecideOutcome {
     metrics?.rejected(error.code);
     if (audit !== undefined) {
+      const s = subjectOf(raw);
       const entry: RejectedAuditEntry = {
         kind: 'rejected',
+        decision_id: decisionId(now),
         time: new Date(now).toISOString(),
+        agent: s.agent,
+        action: s.action,
+        resource: s.resource,
         status,
-        code: error.code,
-        message: error.message,
+        error: error.issues === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, issues: error.issues },
+        latency_us: microseconds(started),
         request_id: meta.requestId,
       };
-      if (agent !== undefined) entry.agent = agent;
-      if (action !== undefined) entry.action = action;
+      if (s.onBehalfOf !== null) entry.on_behalf_of = s.onBehalfOf;
+      if (revision !== undefined) entry.revision = revision;
       if (meta.traceId !== undefined) entry.trace_id = meta.traceId;
-      if (meta.caller !== undefined) entry.caller = meta.caller;
-      if (meta.protocol !== undefined) entry.protocol = meta.protocol;
+      if (meta.api !== undefined) entry.api = meta.api;
       audit.write(entry);
     }
     return { ok: false, status, error };
   }
 
-  function finish(
-    decision: Decision,
-    meta: DecideMeta,
-    now: number,
-    started: number,
-    agentId: string,
-    action: string,
-    resourceType: string,
-    resourceId: string,
-    onBehalfOf: string | undefined,
-  ): DecideOutcome {
+  function finish(decision: Decision, meta: DecideMeta, now: number, started: number, raw: RawObject): DecideOutcome {
     const id = decisionId(now);
     // The engine returns a fresh decision; copy only if some evaluator ever freezes it.
     const out = (Object.isExtensible(decision) ? decision : { ...decision }) as DecidedDecision;
     out.decision_id = id;
-    const seconds = (performance.now() - started) / 1000;
-    metrics?.decision(decision.effect, seconds);
+    const elapsed = performance.now() - started;
+    metrics?.decision(decision.effect, elapsed / 1000);
     if (audit !== undefined) {
+      const s = subjectOf(raw);
       const entry: DecisionAuditEntry = {
         kind: 'decision',
         decision_id: id,
         time: new Date(now).toISOString(),
-        agent: agentId,
-        action,
-        resource: { type: resourceType, id: resourceId },
+        agent: s.agent,
+        action: s.action,
+        resource: s.resource,
         effect: decision.effect,
         allowed: decision.allowed,
         risk: decision.risk,
         policies: decision.policies,
         reasons: decision.reasons,
         revision: decision.revision,
-        latency_ms: Math.round(seconds * 1e6) / 1e3,
+        latency_us: Math.round(elapsed * 1000),
         request_id: meta.requestId,
       };
-      if (onBehalfOf !== undefined) entry.on_behalf_of = onBehalfOf;
+      if (s.onBehalfOf !== null) entry.on_behalf_of = s.onBehalfOf;
       if (meta.traceId !== undefined) entry.trace_id = meta.traceId;
-      if (meta.caller !== undefined) entry.caller = meta.caller;
-      if (meta.protocol !== undefined) entry.protocol = meta.protocol;
+      if (meta.api !== undefined) entry.api = meta.api;
       audit.write(entry);
     }
     return { ok: true, decision: out };
@@ -312,7 +252,6 @@ export function createDecider(options: DeciderOptions): Decider {
     meta: DecideMeta,
     now: number,
     started: number,
-    agentId: string,
   ): DecideOutcome {
     metrics?.contextDeny(status);
     const decision: Decision = {
@@ -325,55 +264,41 @@ export function createDecider(options: DeciderOptions): Decider {
       obligations: {},
       revision: set.revision,
     };
-    const resource = raw['resource'];
-    return finish(
-      decision,
-      meta,
-      now,
-      started,
-      agentId,
-      typeof raw['action'] === 'string' ? raw['action'] : '',
-      readString(resource, 'type') ?? '',
-      readString(resource, 'id') ?? '',
-      readString(raw['task'], 'on_behalf_of'),
-    );
+    return finish(decision, meta, now, started, raw);
   }
 
   function evaluate(
     set: PolicySet,
     ctx: AgentContext,
     raw: RawObject,
-    requestedAgent: RawObject,
     agentId: string,
     meta: DecideMeta,
     now: number,
     started: number,
   ): DecideOutcome {
-    let registered: { readonly [k: string]: Json } | undefined;
+    let registered: JsonObject | null = null;
+    let registeredId: string | undefined;
     let grants: readonly Grant[] = EMPTY_GRANTS;
     switch (ctx.status) {
       case 'ok':
         registered = ctx.agent.attributes;
+        registeredId = ctx.agent.id;
         if (ctx.grants.length > 0) grants = toGrants(ctx.grants);
         break;
       case 'unknown':
-        if (requireRegisteredAgents) {
-          return contextDeny(set, 'unknown', REASON_UNKNOWN_AGENT, raw, meta, now, started, agentId);
-        }
+        if (requireRegisteredAgents) return contextDeny(set, 'unknown', REASON_UNKNOWN_AGENT, raw, meta, now, started);
         break;
       case 'inactive':
-        return contextDeny(set, 'inactive', REASON_DEACTIVATED, raw, meta, now, started, agentId);
+        return contextDeny(set, 'inactive', REASON_DEACTIVATED, raw, meta, now, started);
       case 'unavailable':
-        return contextDeny(set, 'unavailable', REASON_STORE_UNAVAILABLE, raw, meta, now, started, agentId);
+        return contextDeny(set, 'unavailable', REASON_STORE_UNAVAILABLE, raw, meta, now, started);
     }
 
     const resource = raw['resource'];
-    const resourceType = readString(resource, 'type');
-    const resourceId = readString(resource, 'id');
-    const resourceKey = `${resourceType ?? ''}:${resourceId ?? ''}`;
-    const behavior = store.behavior(agentId, resourceKey, now);
+    const resourceKey = `${readString(resource, 'type') ?? ''}:${readString(resource, 'id') ?? ''}`;
+    const behavior = store.behavior(agentId, resourceKey, now) as unknown as JsonObject;
     const input = {
-      agent: mergeAgent(requestedAgent, registered, behavior),
+      agent: mergeAgent(raw['agent'], registered, behavior, registeredId),
       action: raw['action'],
       resource,
       task: raw['task'],
@@ -382,95 +307,52 @@ export function createDecider(options: DeciderOptions): Decider {
     if (!validation.ok) {
       const first = validation.issues[0];
       const message = first === undefined ? 'invalid request' : `${first.path}: ${first.message}`;
-      return reject(
-        400,
-        { code: 'invalid_request', message, issues: validation.issues },
-        meta,
-        now,
-        agentId,
-        typeof raw['action'] === 'string' ? raw['action'] : undefined,
-      );
+      return reject(400, { code: 'invalid_request', message, issues: validation.issues }, meta, now, started, raw, set.revision);
     }
-    const request = validation.request;
-    const decision = meta.explain === true ? set.explain(request) : set.decide(request);
+    const decision = meta.explain === true ? set.explain(validation.request) : set.decide(validation.request);
     store.recordDecision(agentId, resourceKey, decision.allowed, now);
-    const onBehalf = request.task['on_behalf_of'];
-    return finish(
-      decision,
-      meta,
-      now,
-      started,
-      agentId,
-      request.action,
-      resourceType ?? '',
-      resourceId ?? '',
-      typeof onBehalf === 'string' ? onBehalf : undefined,
-    );
+    return finish(decision, meta, now, started, raw);
+  }
+
+  function unavailable(err: unknown): AgentContext {
+    return { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
   }
 
   function decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {
     const started = performance.now();
     const now = clock();
+    const body = isObject(raw) ? raw : null;
     const set = policies.current;
     if (set === undefined) {
-      return reject(
-        503,
-        { code: 'policies_unavailable', message: 'no valid policy set is loaded' },
-        meta,
-        now,
-        undefined,
-        undefined,
-      );
+      return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined);
     }
-    if (!isObject(raw)) {
-      return reject(
-        400,
-        { code: 'invalid_request', message: 'the request body must be a JSON object', issues: [{ path: '', message: 'expected an object' }] },
-        meta,
-        now,
-        undefined,
-        undefined,
-      );
+    if (body === null) {
+      const issues = [{ path: '', message: 'expected a JSON object' }];
+      return reject(400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, meta, now, started, null, set.revision);
     }
-    const requestedAgent = raw['agent'];
-    const agentId = readString(requestedAgent, 'id');
-    if (!isObject(requestedAgent) || agentId === undefined || agentId.length === 0) {
-      const issue: ValidationIssue = isObject(requestedAgent)
+    const agent = body['agent'];
+    const agentId = readString(agent, 'id');
+    if (agentId === null || agentId.length === 0) {
+      const issue: ValidationIssue = isObject(agent)
         ? { path: 'agent.id', message: 'expected a non-empty string' }
         : { path: 'agent', message: 'expected an object with at least `id`' };
-      return reject(
-        400,
-        { code: 'invalid_request', message: `${issue.path}: ${issue.message}`, issues: [issue] },
-        meta,
-        now,
-        undefined,
-        typeof raw['action'] === 'string' ? raw['action'] : undefined,
-      );
+      const error: DecideError = { code: 'invalid_request', message: `${issue.path}: ${issue.message}`, issues: [issue] };
+      return reject(400, error, meta, now, started, body, set.revision);
     }
 
     let ctx: AgentContext | Promise<AgentContext>;
     try {
       ctx = store.agentContext(agentId, now);
     } catch (err) {
-      ctx = { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+      ctx = unavailable(err);
     }
     if (isThenable(ctx)) {
       return ctx.then(
-        (c) => evaluate(set, c, raw, requestedAgent, agentId, meta, now, started),
-        (err: unknown) =>
-          evaluate(
-            set,
-            { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) },
-            raw,
-            requestedAgent,
-            agentId,
-            meta,
-            now,
-            started,
-          ),
+        (c) => evaluate(set, c, body, agentId, meta, now, started),
+        (err: unknown) => evaluate(set, unavailable(err), body, agentId, meta, now, started),
       );
     }
-    return evaluate(set, ctx, raw, requestedAgent, agentId, meta, now, started);
+    return evaluate(set, ctx, body, agentId, meta, now, started);
   }
 
   return { decide, policies, store };
