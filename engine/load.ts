@@ -1,0 +1,66 @@
+// Loading a policy set from source texts: parse every file, check the set, stamp its
+// revision and compile it. Pure (the caller reads the files; see server/policy-files.ts).
+
+import { createHash } from 'node:crypto';
+import { parseFile } from '../grammar/index.js';
+import type { PolicyFile } from '../grammar/ast.js';
+import { checkPolicySet, isTestFile } from './checker.js';
+import type { PolicySet } from './decision.js';
+import { sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import type { IrPolicySet, IrTest } from './ir.js';
+import { createPolicySet } from './policy-set.js';
+
+export interface PolicySource {
+  path: string;
+  text: string;
+}
+
+export interface LoadResult {
+  /** The compiled set: present when the policy files have no errors. */
+  policySet?: PolicySet;
+  ir?: IrPolicySet;
+  /** The tests of the `.test.agp` files (run them only when `diagnostics` has no error). */
+  tests: IrTest[];
+  /** Every parse and check diagnostic, sorted by position. */
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * The revision of a policy set: `sha256:<hex>` over its policy files (not its tests, which
+ * cannot change a decision), sorted by path, each as path NUL text NUL.
+ */
+export function policySetRevision(sources: readonly PolicySource[]): string {
+  const hash = createHash('sha256');
+  const files = sources.filter((s) => !isTestFile(s.path)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const s of files) {
+    hash.update(s.path);
+    hash.update('\0');
+    hash.update(s.text);
+    hash.update('\0');
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Parses, checks and compiles a policy set. Files ending `.test.agp` hold its tests. */
+export function loadPolicySet(sources: readonly PolicySource[]): LoadResult {
+  const diagnostics: Diagnostic[] = [];
+  const files: PolicyFile[] = [];
+  const texts = new Map<string, string>();
+  for (const s of sources) {
+    const parsed = parseFile(s.path, s.text);
+    files.push(parsed.file);
+    diagnostics.push(...parsed.diagnostics);
+    texts.set(s.path, s.text);
+  }
+  const checked = checkPolicySet(files, { sources: texts, revision: policySetRevision(sources) });
+  diagnostics.push(...checked.diagnostics);
+  const sorted = sortDiagnostics(diagnostics);
+  const result: LoadResult = { tests: checked.tests, diagnostics: sorted };
+  // A parse error leaves holes in the AST, so the checker alone cannot vouch for the set.
+  const policyErrors = sorted.some((d) => d.severity === 'error' && !isTestFile(d.file));
+  if (checked.ir && !policyErrors) {
+    result.ir = checked.ir;
+    result.policySet = createPolicySet(checked.ir);
+  }
+  return result;
+}
