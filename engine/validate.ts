@@ -1,0 +1,199 @@
+// Request validation derived from the policy set's schema: one zod 4 schema per policy set,
+// built once, that checks and normalizes a raw request ({agent, action, resource, task})
+// into a NormalizedRequest. Output objects are built fresh by zod and hold only schema
+// keys, so `__proto__`, `constructor` and `prototype` in the input never reach evaluation.
+//
+// Normalization: versions "2.4.1" → encoded numbers, levels by member name → index,
+// durations "5m"/"30s"/"250ms"/"2h"/"1d" or a number of seconds → seconds, sets
+// deduplicated. Optional attributes may be absent (`null` is not absence: it is a type
+// error, so a PEP bug never silently turns into a missing attribute). Unknown attributes
+// are dropped from requests; for the agent registry (`validateAgentAttributes`) they are
+// issues instead, so the registry never stores junk.
+
+import * as z from 'zod';
+import type { Grant, NormalizedRequest, ValidationIssue, ValidationResult } from './decision.js';
+import { closest } from './diagnostics.js';
+import type { FieldType, Schema, Type, Value } from './ir.js';
+import { parseVersion } from './ir.js';
+
+/** Keys that never reach evaluation, even if a schema declared them. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_SECONDS: Readonly<Record<string, number>> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds for a duration given as `"5m"`-style text or a number of seconds; undefined if invalid. */
+export function parseDuration(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return Number.isFinite(raw) && raw >= 0 ? raw : undefined;
+  if (typeof raw !== 'string') return undefined;
+  const m = DURATION.exec(raw);
+  if (!m) return undefined;
+  const seconds = Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+  return Number.isFinite(seconds) ? seconds : undefined;
+}
+
+const MISSING = 'required attribute is missing';
+
+function typeError(expected: string) {
+  return (iss: { input?: unknown }): string => (iss.input === undefined ? MISSING : `expected ${expected}`);
+}
+
+function describe(t: Type): string {
+  switch (t.t) {
+    case 'string':
+      return 'a string';
+    case 'number':
+      return 'a finite number';
+    case 'bool':
+      return 'true or false';
+    case 'version':
+      return 'a version `MAJOR.MINOR.PATCH`, e.g. `2.4.1`';
+    case 'duration':
+      return 'a duration such as `5m`, `30s`, `250ms`, `2h`, `1d` or a number of seconds';
+    case 'level':
+      return `one of ${t.members.join('|')}`;
+    case 'set':
+    case 'list':
+      return 'an array';
+    case 'record':
+      return 'an object';
+  }
+}
+
+function dedupe(xs: Value[]): Value[] {
+  if (xs.length < 2) return xs;
+  return Array.from(new Set(xs));
+}
+
+type Mode = 'request' | 'registry';
+
+function fieldsOf(fields: readonly FieldType[]): FieldType[] {
+  return fields.filter((f) => !FORBIDDEN_KEYS.has(f.name));
+}
+
+/**
+ * The zod schema of one type. In `registry` mode every attribute is optional and records
+ * are strict (unknown keys are issues).
+ */
+function zodType(t: Type, mode: Mode): z.ZodType<Value> {
+  switch (t.t) {
+    case 'string':
+      return z.string({ error: typeError(describe(t)) });
+    case 'number':
+      return z.number({ error: typeError(describe(t)) });
+    case 'bool':
+      return z.boolean({ error: typeError(describe(t)) });
+    case 'version':
+      return z.string({ error: typeError(describe(t)) }).transform((s, ctx) => {
+        const v = parseVersion(s);
+        if (v === undefined) {
+          ctx.issues.push({ code: 'custom', message: `expected ${describe(t)}`, input: s });
+          return z.NEVER;
+        }
+        return v;
+      });
+    case 'duration':
+      return z.union([z.number(), z.string()], { error: typeError(describe(t)) }).transform((raw, ctx) => {
+        const v = parseDuration(raw);
+        if (v === undefined) {
+          ctx.issues.push({ code: 'custom', message: `expected ${describe(t)}`, input: raw });
+          return z.NEVER;
+        }
+        return v;
+      });
+    case 'level': {
+      const index = new Map(t.members.map((m, i) => [m, i]));
+      return z.enum(t.members as [string, ...string[]], { error: typeError(describe(t)) }).transform((m) => index.get(m)!);
+    }
+    case 'set':
+      return z.array(zodType(t.elem, mode), { error: typeError(describe(t)) }).transform(dedupe);
+    case 'list':
+      return z.array(zodType(t.elem, mode), { error: typeError(describe(t)) });
+    case 'record': {
+      const shape: Record<string, z.ZodType<Value | undefined>> = {};
+      for (const f of fieldsOf(t.fields)) {
+        const ft = zodType(f.type, mode);
+        shape[f.name] = f.optional || mode === 'registry' ? ft.optional() : ft;
+      }
+      const opts = { error: typeError(describe(t)) };
+      return (mode === 'registry' ? z.strictObject(shape, opts) : z.object(shape, opts)) as unknown as z.ZodType<Value>;
+    }
+  }
+}
+
+/** `agent.roles[2]`-style path text. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out;
+}
+
+function knownFieldsAt(root: Type, path: readonly PropertyKey[]): string[] {
+  let t: Type | undefined = root;
+  for (const seg of path) {
+    if (!t) return [];
+    if (typeof seg === 'number') t = t.t === 'set' || t.t === 'list' ? t.elem : undefined;
+    else t = t.t === 'record' ? t.fields.find((f) => f.name === seg)?.type : undefined;
+  }
+  return t && t.t === 'record' ? fieldsOf(t.fields).map((f) => f.name) : [];
+}
+
+function toIssues(error: z.ZodError, root: Type): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const iss of error.issues) {
+    if (iss.code === 'unrecognized_keys') {
+      const known = knownFieldsAt(root, iss.path);
+      for (const key of iss.keys) {
+        const near = closest(key, known);
+        issues.push({
+          path: formatPath([...iss.path, key]),
+          message: `unknown attribute \`${key}\`${near ? ` (did you mean \`${near}\`?)` : ''}`,
+        });
+      }
+    } else {
+      issues.push({ path: formatPath(iss.path), message: iss.message });
+    }
+  }
+  return issues;
+}
+
+export interface RequestValidator {
+  validate(input: unknown, env?: { now?: number; grants?: readonly Grant[] }): ValidationResult;
+  validateAgentAttributes(attributes: unknown): ValidationIssue[];
+}
+
+const ROOTS = ['agent', 'resource', 'task'] as const;
+
+/** Builds the validators of one schema (call once per policy set). */
+export function createValidator(schema: Schema): RequestValidator {
+  const requestSchema = zodType(schema.request, 'request') as unknown as z.ZodType<Record<string, Value>>;
+  const agentField = schema.request.fields.find((f) => f.name === 'agent');
+  const agentType: Type = agentField?.type ?? { t: 'record', fields: [] };
+  const agentSchema = zodType(agentType, 'registry');
+  const noGrants: readonly Grant[] = Object.freeze([]);
+
+  return {
+    validate(input, env) {
+      const r = requestSchema.safeParse(input);
+      if (!r.success) return { ok: false, issues: toIssues(r.error, schema.request) };
+      const d = r.data;
+      for (const root of ROOTS) if (d[root] === undefined) d[root] = {};
+      const request: NormalizedRequest = {
+        agent: d['agent'] as NormalizedRequest['agent'],
+        action: (d['action'] ?? '') as string,
+        resource: d['resource'] as NormalizedRequest['resource'],
+        task: d['task'] as NormalizedRequest['task'],
+        grants: env?.grants ?? noGrants,
+        now: env?.now ?? 0,
+      };
+      return { ok: true, request };
+    },
+    validateAgentAttributes(attributes) {
+      const r = agentSchema.safeParse(attributes);
+      return r.success ? [] : toIssues(r.error, agentType);
+    },
+  };
+}
