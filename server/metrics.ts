@@ -1,0 +1,170 @@
+// Prometheus metrics of one AGP app: a registry per app (tests build many apps), the
+// decision counters fed by the decider, policy reload counts, store and audit figures
+// read at scrape time. Hot-path updates use pre-bound label children.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Effect } from '../engine/decision.js';
+import type { DecideErrorCode, DecisionObserver } from './decider.js';
+
+/** Read at scrape time; every member optional so a missing component simply reports nothing. */
+export interface ScrapeSources {
+  storeHealth?: () => { kind: string; state: string };
+  /** Cache hits and misses since start, if the store keeps them. */
+  cacheStats?: () => { hits: number; misses: number } | undefined;
+  auditStats?: () => { written: number; dropped: number; buffered: number };
+  policyRevision?: () => string | undefined;
+}
+
+export interface AppMetrics extends DecisionObserver {
+  readonly registry: Registry;
+  policyReload(ok: boolean, seconds: number): void;
+  storeError(operation: string): void;
+  setSources(sources: ScrapeSources): void;
+  /** The Prometheus text exposition. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'agp_' });
+  let sources: ScrapeSources = {};
+
+  const latency = new Histogram({
+    name: 'agp_decision_duration_seconds',
+    help: 'Time spent deciding one request inside AGP (store lookup, validation, engine)',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: 'agp_decisions_total',
+    help: 'Decisions made, by effect',
+    labelNames: ['effect'] as const,
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: 'agp_requests_rejected_total',
+    help: 'Decision requests refused without a decision, by code (invalid_request, policies_unavailable)',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const contextDenies = new Counter({
+    name: 'agp_context_denies_total',
+    help: 'Denies decided from the agent registry alone (unknown, inactive agent; store unavailable)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  const reloads = new Counter({
+    name: 'agp_policy_reloads_total',
+    help: 'Policy set reloads, by result (ok, failed)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const reloadDuration = new Histogram({
+    name: 'agp_policy_reload_duration_seconds',
+    help: 'Time to read, check and compile a policy set',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const storeErrors = new Counter({
+    name: 'agp_store_errors_total',
+    help: 'Context store failures seen by AGP (decisions failed closed, admin calls answered 503)',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'agp_store_up',
+    help: 'Context store state: 1 ok, 0.5 degraded, 0 down',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      const h = sources.storeHealth?.();
+      this.reset();
+      if (h !== undefined) this.set({ kind: h.kind }, h.state === 'ok' ? 1 : h.state === 'degraded' ? 0.5 : 0);
+    },
+  });
+  new Gauge({
+    name: 'agp_store_cache_hit_ratio',
+    help: 'Share of agent context lookups answered from the in-process cache since start',
+    registers: [registry],
+    collect() {
+      const s = sources.cacheStats?.();
+      this.reset();
+      if (s !== undefined && s.hits + s.misses > 0) this.set(s.hits / (s.hits + s.misses));
+    },
+  });
+  new Gauge({
+    name: 'agp_audit_dropped_entries',
+    help: 'Audit entries lost since start (buffer full or sink failure); should stay 0',
+    registers: [registry],
+    collect() {
+      const s = sources.auditStats?.();
+      this.reset();
+      if (s !== undefined) this.set(s.dropped);
+    },
+  });
+  new Gauge({
+    name: 'agp_audit_buffered_entries',
+    help: 'Audit entries waiting for the writer',
+    registers: [registry],
+    collect() {
+      const s = sources.auditStats?.();
+      this.reset();
+      if (s !== undefined) this.set(s.buffered);
+    },
+  });
+  new Gauge({
+    name: 'agp_policy_set_info',
+    help: 'The serving policy set revision (value 1); absent when no valid set is loaded',
+    labelNames: ['revision'] as const,
+    registers: [registry],
+    collect() {
+      const r = sources.policyRevision?.();
+      this.reset();
+      if (r !== undefined) this.set({ revision: r }, 1);
+    },
+  });
+
+  const byEffect: Record<Effect, Counter.Internal> = {
+    permit: decisions.labels('permit'),
+    deny: decisions.labels('deny'),
+    escalate: decisions.labels('escalate'),
+  };
+  const byCode: Record<DecideErrorCode, Counter.Internal> = {
+    invalid_request: rejected.labels('invalid_request'),
+    policies_unavailable: rejected.labels('policies_unavailable'),
+  };
+  // Present from the start so that dashboards see zeros rather than missing series.
+  for (const s of ['unknown', 'inactive', 'unavailable'] as const) contextDenies.labels(s).inc(0);
+  reloads.labels('ok').inc(0);
+  reloads.labels('failed').inc(0);
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    decision(effect, seconds) {
+      latency.observe(seconds);
+      byEffect[effect].inc();
+    },
+    rejected(code) {
+      byCode[code].inc();
+    },
+    contextDeny(status) {
+      contextDenies.labels(status).inc();
+      if (status === 'unavailable') storeErrors.labels('decide').inc();
+    },
+    policyReload(ok, seconds) {
+      reloads.labels(ok ? 'ok' : 'failed').inc();
+      reloadDuration.observe(seconds);
+    },
+    storeError(operation) {
+      storeErrors.labels(operation).inc();
+    },
+    setSources(s) {
+      sources = s;
+    },
+    render() {
+      return registry.metrics();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+// The native decision API: `POST /v1/decide` and `POST /v1/decide/batch` (docs/api.md).
+// A deny is a 200; 400 names the bad attribute; 503 when no valid policy set is loaded.
+// The single-decision path stays synchronous when the store answers from its cache.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Auth } from '../auth.js';
+import type { DecidedDecision, DecideMeta, DecideOutcome, Decider } from '../decider.js';
+import { errorBody, requireCaller } from './errors.js';
+
+export interface DecideRoutesOptions {
+  decider: Decider;
+  auth: Auth;
+  maxBatch: number;
+}
+
+/** The response body of one decision (the engine's `effect` is `decision` on the wire). */
+export interface DecisionBody {
+  decision: DecidedDecision['effect'];
+  allowed: boolean;
+  risk: number;
+  factors: DecidedDecision['factors'];
+  policies: string[];
+  reasons: string[];
+  obligations: DecidedDecision['obligations'];
+  decision_id: string;
+  revision: string;
+  explanation?: DecidedDecision['explanation'];
+}
+
+export function decisionBody(d: DecidedDecision): DecisionBody {
+  const out: DecisionBody = {
+    decision: d.effect,
+    allowed: d.allowed,
+    risk: d.risk,
+    factors: d.factors,
+    policies: d.policies,
+    reasons: d.reasons,
+    obligations: d.obligations,
+    decision_id: d.decision_id,
+    revision: d.revision,
+  };
+  if (d.explanation !== undefined) out.explanation = d.explanation;
+  return out;
+}
+
+/** The W3C trace id of a `traceparent` header, if well formed. */
+export function traceIdOf(request: FastifyRequest): string | undefined {
+  const tp = request.headers.traceparent;
+  if (typeof tp !== 'string' || tp.length < 55) return undefined;
+  const id = tp.slice(3, 35);
+  return /^[0-9a-f]{32}$/.test(id) && id !== '00000000000000000000000000000000' ? id : undefined;
+}
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown }).then === 'function';
+}
+
+function send(reply: FastifyReply, outcome: DecideOutcome): FastifyReply {
+  if (outcome.ok) {
+    // One JSON.stringify of a small flat object: cheaper than a schema for dynamic maps.
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify(decisionBody(outcome.decision)));
+  }
+  const e = outcome.error;
+  return reply.code(outcome.status).send(errorBody(e.code, e.message, e.issues === undefined ? {} : { issues: e.issues }));
+}
+
+function explainFlag(body: unknown): boolean | 'invalid' {
+  if (typeof body !== 'object' || body === null) return false;
+  const v = (body as { explain?: unknown }).explain;
+  if (v === undefined || v === false) return false;
+  return v === true ? true : 'invalid';
+}
+
+export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptions): Promise<void> {
+  const { decider, maxBatch } = opts;
+  const onRequest = requireCaller(opts.auth, 'pep');
+
+  app.post('/v1/decide', { onRequest }, (request, reply) => {
+    const explain = explainFlag(request.body);
+    if (explain === 'invalid') {
+      return reply.code(400).send(errorBody('invalid_request', 'explain: expected a boolean', { issues: [{ path: 'explain', message: 'expected a boolean' }] }));
+    }
+    const meta: DecideMeta = { requestId: request.id, caller: request.caller, api: 'decide' };
+    const traceId = traceIdOf(request);
+    if (traceId !== undefined) meta.traceId = traceId;
+    if (explain) meta.explain = true;
+    const outcome = decider.decide(request.body, meta);
+    if (isThenable(outcome)) return outcome.then((o) => send(reply, o));
+    return send(reply, outcome);
+  });
+
+  app.post('/v1/decide/batch', { onRequest }, (request, reply) => {
+    const body = request.body as { requests?: unknown; explain?: unknown } | null;
+    const requests = typeof body === 'object' && body !== null ? body.requests : undefined;
+    if (!Array.isArray(requests)) {
+      return reply.code(400).send(errorBody('invalid_request', 'requests: expected an array of decision requests', { issues: [{ path: 'requests', message: 'expected an array' }] }));
+    }
+    if (requests.length > maxBatch) {
+      return reply.code(413).send(errorBody('batch_too_large', `a batch holds at most ${maxBatch} requests, got ${requests.length}`, { hint: 'split the batch' }));
+    }
+    const explain = explainFlag(body);
+    if (explain === 'invalid') {
+      return reply.code(400).send(errorBody('invalid_request', 'explain: expected a boolean', { issues: [{ path: 'explain', message: 'expected a boolean' }] }));
+    }
+    if (decider.policies.current === undefined) {
+      return reply.code(503).send(errorBody('policies_unavailable', 'no valid policy set is loaded'));
+    }
+    const meta: DecideMeta = { requestId: request.id, caller: request.caller, api: 'decide_batch' };
+    const traceId = traceIdOf(request);
+    if (traceId !== undefined) meta.traceId = traceId;
+    if (explain) meta.explain = true;
+    const respond = (outcomes: DecideOutcome[]): FastifyReply => {
+      const decisions: unknown[] = new Array<unknown>(outcomes.length);
+      for (let i = 0; i < outcomes.length; i++) {
+        const o = outcomes[i]!;
+        if (o.ok) decisions[i] = decisionBody(o.decision);
+        else if (o.status === 503) return reply.code(503).send(errorBody('policies_unavailable', o.error.message));
+        else decisions[i] = errorBody(o.error.code, o.error.message, o.error.issues === undefined ? {} : { issues: o.error.issues });
+      }
+      return reply.type('application/json; charset=utf-8').send(JSON.stringify({ decisions }));
+    };
+    const outcomes = decider.decideMany(requests, meta);
+    if (isThenable(outcomes)) return outcomes.then(respond);
+    return respond(outcomes);
+  });
+}

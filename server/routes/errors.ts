@@ -1,0 +1,52 @@
+// The native API's error body and the authentication hook shared by its routes.
+// Every error is `{ "error": { "code", "message", "issues"?, "hint"? } }`; 5xx bodies carry
+// only a generic message and the request id, never an internal message or a stack.
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ValidationIssue } from '../../engine/decision.js';
+import { WWW_AUTHENTICATE, type Auth, type Scope } from '../auth.js';
+
+export type ErrorCode =
+  | 'invalid_request'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'payload_too_large'
+  | 'batch_too_large'
+  | 'unsupported_media_type'
+  | 'policy_set_rejected'
+  | 'policies_unavailable'
+  | 'store_unavailable'
+  | 'internal';
+
+export interface ErrorBody {
+  error: { code: ErrorCode | string; message: string; issues?: ValidationIssue[]; hint?: string; request_id?: string };
+}
+
+export function errorBody(code: ErrorCode | string, message: string, extra: { issues?: ValidationIssue[]; hint?: string } = {}): ErrorBody {
+  const error: ErrorBody['error'] = { code, message };
+  if (extra.issues !== undefined) error.issues = extra.issues;
+  if (extra.hint !== undefined) error.hint = extra.hint;
+  return { error };
+}
+
+/** A Fastify preHandler that admits callers with the credential `scope` needs. */
+export function requireCaller(auth: Auth, scope: Scope) {
+  return function authenticate(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    const r = auth.check(request.headers.authorization, scope);
+    if (r.ok) {
+      request.caller = r.caller;
+      done();
+      return;
+    }
+    if (r.status === 401) reply.header('www-authenticate', WWW_AUTHENTICATE);
+    void reply.code(r.status).send(errorBody(r.status === 401 ? 'unauthenticated' : 'forbidden', r.message));
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called: `anonymous` (no keys configured), `admin`, or `key:<digest prefix>`. */
+    caller: string;
+  }
+}
