@@ -147,7 +147,8 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
       }
       next.push(r);
     }
-    next.sort((a, b) => b.createdAt - a.createdAt);
+    // The active key first, then the most recently rotated.
+    next.sort((a, b) => (a.rotatedAt ?? Infinity) === (b.rotatedAt ?? Infinity) ? b.createdAt - a.createdAt : (b.rotatedAt ?? Infinity) - (a.rotatedAt ?? Infinity));
     records = next;
     loadedAt = t;
   }
