@@ -102,7 +102,7 @@ export function typeAt(path: readonly string[], schema: Schema = RICH_SCHEMA): T
   let t: Type = schema.request;
   for (const seg of path) {
     if (t.t !== 'record') throw new Error(`no ${path.join('.')}`);
-    const f = t.fields.find((x) => x.name === seg);
+    const f: FieldType | undefined = t.fields.find((x) => x.name === seg);
     if (!f) throw new Error(`no ${path.join('.')}`);
     t = f.type;
   }
