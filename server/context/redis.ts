@@ -6,6 +6,7 @@
 // serves as `stale` up to `staleMaxMs`, anything else is `unavailable` (the server denies),
 // and ioredis reconnects on its own. Nothing on the decision path throws.
 
+import { randomUUID } from 'node:crypto';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { BehaviorTracker, type BehaviorOptions, type FlushItem } from './behavior.js';
 import { TtlLru } from './cache.js';
@@ -82,7 +83,8 @@ interface Flight {
   discarded: boolean;
 }
 
-type ChangeNotice = { k: 'a'; id: string } | { k: 't'; jti: string; exp: number };
+/** `o` names the publishing store instance: it already applied the change to its own cache. */
+type ChangeNotice = { o: string } & ({ k: 'a'; id: string } | { k: 't'; jti: string; exp: number });
 
 /** Kept past the real expiry on Redis TTLs: reads filter by time, so clock skew only delays cleanup. */
 const EXPIRY_GRACE_MS = 60_000;
@@ -140,6 +142,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
   // Refresh a hot entry in the background before it expires, so hits stay synchronous.
   const refreshAheadMs = cacheTtlMs * 0.8;
 
+  const instance = randomUUID();
   const cache = new TtlLru<Loaded>({ maxEntries: options.cacheMaxEntries ?? 10_000, ttlMs: cacheTtlMs });
   const inflight = new Map<string, Flight>();
   const revokedSeen = new Map<string, number>();
@@ -236,6 +239,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
     } catch {
       return;
     }
+    if (notice.o === instance) return;
     if (notice.k === 'a' && typeof notice.id === 'string') invalidate(notice.id);
     else if (notice.k === 't' && typeof notice.jti === 'string') rememberRevoked(notice.jti, Number(notice.exp));
   });
@@ -382,7 +386,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
       client.zadd(keys.agentIndex, 0, record.id),
     ]);
     invalidate(record.id);
-    await publish({ k: 'a', id: record.id });
+    await publish({ o: instance, k: 'a', id: record.id });
   }
 
   async function readGrants(agentId: string): Promise<GrantRecord[]> {
@@ -579,7 +583,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
           grant.id, JSON.stringify(grant), String(Math.max(grant.expiresAt, Date.now()) + EXPIRY_GRACE_MS),
         );
         invalidate(grant.agent);
-        await publish({ k: 'a', id: grant.agent });
+        await publish({ o: instance, k: 'a', id: grant.agent });
         return grant;
       });
     },
@@ -589,7 +593,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
         if (grantId === GRANT_MAX_FIELD) return false;
         const removed = await client.hdel(keys.agentGrants(agentId), grantId);
         invalidate(agentId);
-        await publish({ k: 'a', id: agentId });
+        await publish({ o: instance, k: 'a', id: agentId });
         return removed > 0;
       });
     },
@@ -610,7 +614,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
         if (!(ttl > 0)) return;
         await client.set(keys.revokedToken(jti), String(expiresAt), 'PX', Math.ceil(ttl + EXPIRY_GRACE_MS));
         rememberRevoked(jti, expiresAt);
-        await publish({ k: 't', jti, exp: expiresAt });
+        await publish({ o: instance, k: 't', jti, exp: expiresAt });
       });
     },
 
