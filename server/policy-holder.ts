@@ -8,9 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { PolicySet } from '../engine/decision.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { hasErrors, sortDiagnostics } from '../engine/diagnostics.js';
-import { loadPolicySet } from '../engine/load.js';
 import type { PolicySource } from './decider.js';
-import { readPolicySources } from './policy-files.js';
 
 export interface LoadedPolicies {
   policySet?: PolicySet;
@@ -21,6 +19,8 @@ export interface LoadedPolicies {
 export type PolicyLoader = (dir: string) => Promise<LoadedPolicies>;
 
 export const loadPolicyDirectory: PolicyLoader = async (dir) => {
+  // Loaded on first use: a holder given its own loader never pulls in the compiler.
+  const [{ readPolicySources }, { loadPolicySet }] = await Promise.all([import('./policy-files.js'), import('../engine/load.js')]);
   const read = await readPolicySources([dir]);
   const errors = read.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) return { diagnostics: sortDiagnostics(read.diagnostics) };

@@ -74,6 +74,8 @@ function explainFlag(body: unknown): boolean | 'invalid' {
 export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptions): Promise<void> {
   const { decider, maxBatch } = opts;
   const onRequest = requireCaller(opts.auth, 'pep');
+  // JSON only: a text/plain body is a 415, not a string the decider would call invalid.
+  app.removeContentTypeParser('text/plain');
 
   app.post('/v1/decide', { onRequest }, (request, reply) => {
     const explain = explainFlag(request.body);
