@@ -154,7 +154,9 @@ export async function createKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   }
 
   async function fresh(): Promise<void> {
-    if (now() - loadedAt >= reloadEveryMs) await load();
+    const t = now();
+    // A key due to retire is dropped (and deleted from the store) at once, not at the next reload.
+    if (t - loadedAt >= reloadEveryMs || records.some((r) => r.retireAt !== undefined && r.retireAt <= t)) await load();
   }
 
   function active(): StoredSigningKey | undefined {
