@@ -109,7 +109,8 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
     if (status === 500) request.log.error({ err }, 'identity route failed');
     if (request.url.startsWith('/oauth2/') || request.url.startsWith('/v1/token')) {
       if (status === 500) return sendOAuth(reply, { status: 500, body: { error: 'server_error' } });
-      return sendOAuth(reply, { ...oauthError('invalid_request', status === 413 ? 'request body too large' : 'malformed request'), status });
+      const why = status === 413 ? 'request body too large' : status === 415 ? `the body must be \`${FORM}\`` : 'malformed request';
+      return sendOAuth(reply, { ...oauthError('invalid_request', why), status });
     }
     if (status === 500) return adminError(reply, 500, 'internal', 'internal error');
     return adminError(reply, status, status === 413 ? 'payload_too_large' : 'invalid_request', status === 413 ? 'request body too large' : 'malformed request');

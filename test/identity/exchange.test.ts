@@ -384,6 +384,22 @@ describe('RFC-shaped request errors', () => {
     expect(decodeJwt(multi.json().access_token).aud).toEqual(['https://a.test/', 'https://b.test/']);
   });
 
+  it('answers an oversized or unparsable body in OAuth shape', async () => {
+    h = await harness();
+    const big = await postForm(h, '/oauth2/token', { grant_type: TOKEN_EXCHANGE, subject_token: 'x'.repeat(70_000) });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toEqual({ error: 'invalid_request', error_description: 'request body too large' });
+    const weird = await h.app.inject({ method: 'POST', url: '/oauth2/token', headers: { 'content-type': 'text/plain' }, payload: 'grant_type=x' });
+    expect(weird.statusCode).toBe(400);
+    expect(weird.json()).toEqual({ error: 'invalid_request', error_description: 'the body must be `application/x-www-form-urlencoded`' });
+    const unknownType = await h.app.inject({ method: 'POST', url: '/oauth2/token', headers: { 'content-type': 'application/xml' }, payload: '<x/>' });
+    expect(unknownType.statusCode).toBe(415);
+    expect(unknownType.json()).toEqual({ error: 'invalid_request', error_description: 'the body must be `application/x-www-form-urlencoded`' });
+    const badJson = await h.app.inject({ method: 'POST', url: '/v1/admin/keys/rotate', headers: { ...admin, 'content-type': 'application/json' }, payload: '{' });
+    expect(badJson.statusCode).toBe(400);
+    expect(badJson.json()).toEqual({ error: { code: 'invalid_request', message: 'malformed request' } });
+  });
+
   it('answers 503 temporarily_unavailable when decisions fail (fail closed)', async () => {
     h = await harness({ decideScope: async () => { throw new Error('no policy set loaded'); } });
     const key = await registerAgent(h, 'fraudbot');
