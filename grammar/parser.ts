@@ -614,11 +614,24 @@ export function scanNesting(tokens: readonly IToken[]): NestingScan {
   let pendingBelow = 0;
   let run = 0;
   let prev: IToken | undefined;
+  // Inside `schema { ... }`, type arguments `set<set<...>>` nest like brackets.
+  let inSchema = false;
   for (let i = 0; i < n; i++) {
     const t = tokens[i]!;
     const type = t.tokenType;
     openBefore[i] = stack.length > 0 ? stack[stack.length - 1]! : -1;
-    if (OPENERS.has(type)) {
+    if (type === T.Schema && stack.length === 0) inSchema = true;
+    if (inSchema && type === T.Less) {
+      parentOpen[i] = openBefore[i]!;
+      stack.push(i);
+      pendingAt.push(0);
+      if (stack.length + pendingBelow > MAX_NESTING) return { tooDeep: t, openBefore, parentOpen };
+    } else if (inSchema && type === T.Greater) {
+      if (stack.length > 0 && tokens[stack[stack.length - 1]!]!.tokenType === T.Less) {
+        stack.pop();
+        pendingAt.pop();
+      }
+    } else if (OPENERS.has(type)) {
       parentOpen[i] = openBefore[i]!;
       stack.push(i);
       pendingAt.push(run);
@@ -636,6 +649,7 @@ export function scanNesting(tokens: readonly IToken[]): NestingScan {
         }
       }
       run = 0;
+      if (stack.length === 0) inSchema = false;
     } else if (type === T.Not || (type === T.Minus && !(prev && (OPERAND_END.has(prev.tokenType) || afterDot(tokens, i - 1))))) {
       run++;
       if (stack.length + pendingBelow + run > MAX_NESTING) return { tooDeep: t, openBefore, parentOpen };
