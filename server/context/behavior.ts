@@ -47,9 +47,10 @@ export interface FlushItem {
 const MINUTE_MS = 60_000;
 /** Empty minutes folded one by one at most; beyond this the baseline is ~0 anyway. */
 const MAX_GAP_MINUTES = 240;
-/** Agents whose shared total is read back although they had no local request this cycle. */
-const READ_BACK_MS = MINUTE_MS;
+/** Read-backs of shared totals (agents without a local request this cycle) per flush, at most. */
 const MAX_READ_BACKS = 1000;
+/** Deltas of past minutes waiting for a flush, at most. */
+const MAX_CARRIED = 10_000;
 
 interface AgentBehavior {
   id: string;
@@ -67,13 +68,17 @@ interface AgentBehavior {
   bucketEpoch: number[];
   bucketTotal: number[];
   bucketDenied: number[];
-  resources: Set<string>;
-  types: Set<string>;
+  resources: ClockSet;
+  types: ClockSet;
   newResources: string[];
   newTypes: string[];
   rateAnomalyMinute: number;
   denyAnomalyAt: number;
   hydrated: boolean;
+  /** Second-chance flag of the agent map's CLOCK eviction. */
+  used: boolean;
+  /** Flush cycle of the last local request (read-backs of the shared total). */
+  cycle: number;
 }
 
 function resourceType(resourceKey: string): string {
@@ -81,26 +86,53 @@ function resourceType(resourceKey: string): string {
   return i < 0 ? resourceKey : resourceKey.slice(0, i);
 }
 
-/** Adds to an insertion-ordered set used as an LRU; true when the member is new. */
-function remember(set: Set<string>, member: string, max: number): boolean {
-  if (set.has(member)) {
-    set.delete(member);
-    set.add(member);
+/**
+ * A bounded set that forgets its least recently used members approximately (CLOCK, "second
+ * chance"): a hit only sets a flag, so the hot path never re-orders the map; eviction skips
+ * (and clears) flagged members. Amortised O(1).
+ */
+export class ClockSet {
+  private readonly map = new Map<string, boolean>();
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  has(member: string): boolean {
+    return this.map.has(member);
+  }
+
+  /** Marks the member as used; true when it was not in the set (and is now). */
+  touch(member: string): boolean {
+    const used = this.map.get(member);
+    if (used === undefined) {
+      this.map.set(member, false);
+      if (this.map.size > this.max) this.evict();
+      return true;
+    }
+    if (!used) this.map.set(member, true);
     return false;
   }
-  set.add(member);
-  if (set.size > max) {
-    const oldest = set.values().next();
-    if (oldest.done !== true) set.delete(oldest.value);
+
+  private evict(): void {
+    for (;;) {
+      const first = this.map.entries().next();
+      if (first.done === true) return;
+      const [member, used] = first.value;
+      this.map.delete(member);
+      if (!used) return;
+      this.map.set(member, false);
+    }
   }
-  return true;
 }
 
 export class BehaviorTracker {
   private readonly agents = new Map<string, AgentBehavior>();
   private readonly dirty = new Set<string>();
-  /** Real time of the last local request per agent, for read-backs of shared totals. */
-  private readonly watched = new Map<string, number>();
+  /** Agents with a recent local request, for read-backs of the shared totals. */
+  private readonly watched = new Set<string>();
+  private cycle = 0;
   private carried: FlushItem[] = [];
   private readonly listeners: ((event: AnomalyEvent) => void)[] = [];
 
@@ -174,16 +206,18 @@ export class BehaviorTracker {
     state.bucketTotal[slot] = (state.bucketTotal[slot] ?? 0) + 1;
     if (!allowed) state.bucketDenied[slot] = (state.bucketDenied[slot] ?? 0) + 1;
 
-    const newResource = remember(state.resources, resourceKey, this.maxResources);
+    const newResource = state.resources.touch(resourceKey);
     const type = resourceType(resourceKey);
-    const newType = remember(state.types, type, this.maxTypes);
+    const newType = state.types.touch(type);
 
     if (this.shared) {
-      state.pending++;
+      if (state.pending++ === 0) this.dirty.add(agentId);
       if (newResource) state.newResources.push(resourceKey);
       if (newType) state.newTypes.push(type);
-      this.dirty.add(agentId);
-      this.watched.set(agentId, Date.now());
+      if (state.cycle !== this.cycle) {
+        state.cycle = this.cycle;
+        this.watched.add(agentId);
+      }
     }
 
     const z = this.rateZ(state, state.local + state.others);
@@ -202,10 +236,14 @@ export class BehaviorTracker {
 
   // ---- shared store support
 
-  /** Takes the queued deltas and new resources, plus read-backs for recently active agents. */
-  drain(realNow: number): FlushItem[] {
+  /**
+   * Takes the queued deltas and new resources, plus read-backs of the shared total for agents
+   * with a local request in the last `readBackCycles` drains.
+   */
+  drain(readBackCycles: number): FlushItem[] {
     const items = this.carried;
     this.carried = [];
+    this.cycle++;
     for (const id of this.dirty) {
       const state = this.agents.get(id);
       if (state === undefined) continue;
@@ -215,14 +253,13 @@ export class BehaviorTracker {
       state.newTypes = [];
     }
     let readBacks = 0;
-    for (const [id, at] of this.watched) {
-      if (realNow - at > READ_BACK_MS || !this.agents.has(id)) {
+    for (const id of this.watched) {
+      const state = this.agents.get(id);
+      if (state === undefined || this.cycle - state.cycle > readBackCycles) {
         this.watched.delete(id);
         continue;
       }
       if (this.dirty.has(id) || readBacks >= MAX_READ_BACKS) continue;
-      const state = this.agents.get(id);
-      if (state === undefined) continue;
       readBacks++;
       items.push({ agent: id, minute: state.minute, delta: 0, resources: [], types: [] });
     }
@@ -241,8 +278,8 @@ export class BehaviorTracker {
   /** Seeds the known resources from the shared sets (first sight of the agent on this replica). */
   hydrate(agentId: string, resources: readonly string[], types: readonly string[]): void {
     const state = this.state(agentId);
-    for (const r of resources) if (state.resources.size < this.maxResources) state.resources.add(r);
-    for (const t of types) if (state.types.size < this.maxTypes) state.types.add(t);
+    for (const r of resources) if (state.resources.size < this.maxResources) state.resources.touch(r);
+    for (const t of types) if (state.types.size < this.maxTypes) state.types.touch(t);
     state.hydrated = true;
   }
 
@@ -259,9 +296,7 @@ export class BehaviorTracker {
   private state(agentId: string): AgentBehavior {
     let state = this.agents.get(agentId);
     if (state !== undefined) {
-      // Keep the map in recency order so that eviction drops the least recently active.
-      this.agents.delete(agentId);
-      this.agents.set(agentId, state);
+      state.used = true;
       return state;
     }
     state = {
@@ -278,24 +313,36 @@ export class BehaviorTracker {
       bucketEpoch: new Array<number>(this.buckets).fill(-1),
       bucketTotal: new Array<number>(this.buckets).fill(0),
       bucketDenied: new Array<number>(this.buckets).fill(0),
-      resources: new Set(),
-      types: new Set(),
+      resources: new ClockSet(this.maxResources),
+      types: new ClockSet(this.maxTypes),
       newResources: [],
       newTypes: [],
       rateAnomalyMinute: NaN,
       denyAnomalyAt: -Infinity,
       hydrated: false,
+      used: false,
+      cycle: -1,
     };
     this.agents.set(agentId, state);
-    if (this.agents.size > this.maxAgents) {
-      const oldest = this.agents.keys().next();
-      if (oldest.done !== true) {
-        this.agents.delete(oldest.value);
-        this.dirty.delete(oldest.value);
-        this.watched.delete(oldest.value);
-      }
-    }
+    if (this.agents.size > this.maxAgents) this.evictAgent();
     return state;
+  }
+
+  /** CLOCK eviction of the least recently active agent (see ClockSet). */
+  private evictAgent(): void {
+    for (;;) {
+      const first = this.agents.entries().next();
+      if (first.done === true) return;
+      const [id, state] = first.value;
+      this.agents.delete(id);
+      if (!state.used) {
+        this.dirty.delete(id);
+        this.watched.delete(id);
+        return;
+      }
+      state.used = false;
+      this.agents.set(id, state);
+    }
   }
 
   /** Moves the agent to `minute`, folding completed minutes (and empty ones) into the baseline. */
@@ -311,10 +358,11 @@ export class BehaviorTracker {
     if (state.minute > state.firstMinute) this.fold(state, state.local + state.others);
     const gap = Math.min(minute - state.minute - 1, MAX_GAP_MINUTES);
     for (let i = 0; i < gap; i++) this.fold(state, 0);
-    if (state.pending > 0) {
+    // Bounded while the shared store is unreachable: beyond it, past minutes are not shared.
+    if (state.pending > 0 && this.carried.length < MAX_CARRIED) {
       this.carried.push({ agent: state.id, minute: state.minute, delta: state.pending, resources: [], types: [] });
-      state.pending = 0;
     }
+    state.pending = 0;
     state.minute = minute;
     state.local = 0;
     state.others = 0;

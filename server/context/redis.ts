@@ -465,7 +465,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
   function flush(): Promise<void> {
     if (flushing !== null) return flushing;
     if (!ready()) return Promise.resolve();
-    const items = tracker.drain(Date.now());
+    const items = tracker.drain(readBackCycles);
     if (items.length === 0) return Promise.resolve();
     stats.flushes++;
     flushing = runFlush(items)
@@ -478,6 +478,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
     return flushing;
   }
 
+  const flushIntervalMs = options.flushIntervalMs ?? 250;
+  // Agents with a local request in the last minute get their shared total read back.
+  const readBackCycles = Math.max(1, Math.ceil(60_000 / flushIntervalMs));
   let sweepAt = Date.now();
   const timer = setInterval(() => {
     void flush();
@@ -487,7 +490,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
       cache.prune(now, staleMaxMs);
       for (const [jti, exp] of revokedSeen) if (exp <= now) revokedSeen.delete(jti);
     }
-  }, options.flushIntervalMs ?? 250);
+  }, flushIntervalMs);
   timer.unref();
 
   // ---- the store
