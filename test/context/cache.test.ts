@@ -1,0 +1,71 @@
+// The in-process cache (bounded LRU with TTL) and the behaviour tracker's bounds.
+import { describe, expect, it } from 'vitest';
+import { BehaviorTracker, ClockSet } from '../../server/context/behavior.js';
+import { TtlLru } from '../../server/context/cache.js';
+
+describe('TtlLru', () => {
+  it('serves entries within the TTL and keeps expired ones for stale reads', () => {
+    const cache = new TtlLru<string>({ maxEntries: 10, ttlMs: 100 });
+    cache.set('a', 'A', 1_000);
+    expect(cache.get('a', 1_050)).toBe('A');
+    expect(cache.get('a', 1_100)).toBeUndefined();
+    expect(cache.entry('a')).toEqual({ value: 'A', storedAt: 1_000 });
+    expect(cache.prune(1_200, 150)).toBe(1);
+    expect(cache.entry('a')).toBeUndefined();
+  });
+
+  it('evicts the least recently used entry beyond its bound', () => {
+    const cache = new TtlLru<number>({ maxEntries: 3, ttlMs: 1_000 });
+    cache.set('a', 1, 0);
+    cache.set('b', 2, 0);
+    cache.set('c', 3, 0);
+    expect(cache.get('a', 1)).toBe(1); // a is now the most recent
+    cache.set('d', 4, 1);
+    expect(cache.size).toBe(3);
+    expect(cache.peek('b')).toBeUndefined();
+    expect([...cache.keys()].sort()).toEqual(['a', 'c', 'd']);
+  });
+});
+
+describe('behaviour bounds', () => {
+  it('ClockSet keeps at most its bound and prefers to keep members in use', () => {
+    const set = new ClockSet(3);
+    expect(set.touch('a')).toBe(true);
+    expect(set.touch('b')).toBe(true);
+    expect(set.touch('c')).toBe(true);
+    expect(set.touch('a')).toBe(false);
+    expect(set.touch('d')).toBe(true); // b, the oldest unused, goes
+    expect(set.size).toBe(3);
+    expect(set.has('a')).toBe(true);
+    expect(set.has('b')).toBe(false);
+  });
+
+  it('forgets resources beyond the per-agent limit, so they read as new again', () => {
+    const tracker = new BehaviorTracker({ maxResources: 100 });
+    for (let i = 0; i < 150; i++) tracker.record('a', `doc:${i}`, true, 0);
+    expect(tracker.figures('a', 'doc:149', 1).new_resource).toBe(false);
+    expect(tracker.figures('a', 'doc:0', 1).new_resource).toBe(true);
+    expect(tracker.figures('a', 'doc:0', 1).new_resource_type).toBe(false);
+  });
+
+  it('tracks a bounded number of agents', () => {
+    const tracker = new BehaviorTracker({ maxAgents: 50 });
+    for (let i = 0; i < 200; i++) tracker.record(`agent-${i}`, 'doc:1', true, 0);
+    expect(tracker.trackedAgents).toBe(50);
+    expect(tracker.figures('agent-199', 'doc:1', 1).rate).toBe(1);
+    expect(tracker.figures('agent-0', 'doc:1', 1).rate).toBe(0);
+  });
+
+  it('folds empty minutes into the baseline, so a burst after a quiet spell stands out', () => {
+    const tracker = new BehaviorTracker({ warmupMinutes: 3 });
+    const MIN = 60_000;
+    for (let m = 0; m < 10; m++) for (let i = 0; i < 20; i++) tracker.record('a', 'doc:1', true, m * MIN + i);
+    const busy = tracker.figures('a', 'doc:1', 10 * MIN);
+    expect(busy.baseline).toBeCloseTo(20, 5);
+    // Two hours of silence: the baseline decays towards zero.
+    const quiet = tracker.figures('a', 'doc:1', 130 * MIN);
+    expect(quiet.baseline).toBeLessThan(0.1);
+    for (let i = 0; i < 30; i++) tracker.record('a', 'doc:1', true, 130 * MIN + i);
+    expect(tracker.figures('a', 'doc:1', 130 * MIN + 100).rate_z).toBeGreaterThan(6);
+  });
+});
