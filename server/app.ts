@@ -3,7 +3,7 @@
 // Connect, AuthZEN, admin, health, identity). `buildApp` wires given components and owns
 // none of them: the caller (server/main.ts or a test) creates and closes store and policies.
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { createAuth, type Auth } from './auth.js';
 import type { ContextStore } from './context/types.js';
@@ -99,7 +99,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
     // Per-request access lines would double the cost of a decision; the audit log records
     // every decision, and errors are logged. Turn them on with AGP_LOG_LEVEL=debug.
-    disableRequestLogging: logger === false || !(logger.level === 'debug' || logger.level === 'trace'),
+    logController: new LogController({ disableRequestLogging: logger === false || !(logger.level === 'debug' || logger.level === 'trace') }),
     logger: logger === false ? false : { level: logger.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
     return503OnClosing: true,
   };
@@ -120,11 +120,24 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.decorate('agp', services);
   app.decorateRequest('caller', 'anonymous');
 
-  const cacheStats = (store as { cacheStats?: () => { hits: number; misses: number } | undefined }).cacheStats;
+  // The Redis store keeps cache and error figures (`stats()`); the embedded one has none.
+  const storeStats = (store as { stats?: () => { cacheHits?: number; cacheMisses?: number; redisErrors?: number; flushErrors?: number } }).stats;
+  const stats = typeof storeStats === 'function' ? () => storeStats.call(store) : undefined;
   metrics.setSources({
     storeHealth: () => store.health(),
     policyRevision: () => policies.current?.revision,
-    ...(typeof cacheStats === 'function' ? { cacheStats: () => cacheStats.call(store) } : {}),
+    ...(stats !== undefined
+      ? {
+          cacheStats: () => {
+            const s = stats();
+            return s.cacheHits === undefined || s.cacheMisses === undefined ? undefined : { hits: s.cacheHits, misses: s.cacheMisses };
+          },
+          storeBackendErrors: () => {
+            const s = stats();
+            return (s.redisErrors ?? 0) + (s.flushErrors ?? 0);
+          },
+        }
+      : {}),
     ...(audit?.stats !== undefined ? { auditStats: () => audit.stats!() } : {}),
   });
 

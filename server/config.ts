@@ -149,7 +149,7 @@ export function loadConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = proc
     apiKeys: (values.apiKeys as string[] | undefined) ?? [],
     adminKey: values.adminKey as string | undefined,
     redisUrl: redis,
-    redisPrefix: (values.redisPrefix as string | undefined) ?? 'agp:',
+    redisPrefix: (values.redisPrefix as string | undefined) ?? 'agp',
     requireRegisteredAgents: (values.requireRegisteredAgents as boolean | undefined) ?? redis !== undefined,
     audit: (values.audit as ServerConfig['audit'] | undefined) ?? 'file',
     auditFile: (values.auditFile as string | undefined) ?? '.agp-data/audit.jsonl',

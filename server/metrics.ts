@@ -11,6 +11,8 @@ export interface ScrapeSources {
   storeHealth?: () => { kind: string; state: string };
   /** Cache hits and misses since start, if the store keeps them. */
   cacheStats?: () => { hits: number; misses: number } | undefined;
+  /** Errors the store met talking to its backend (Redis commands, counter flushes). */
+  storeBackendErrors?: () => number;
   auditStats?: () => { written: number; dropped: number; buffered: number };
   policyRevision?: () => string | undefined;
 }
@@ -91,6 +93,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
       const s = sources.cacheStats?.();
       this.reset();
       if (s !== undefined && s.hits + s.misses > 0) this.set(s.hits / (s.hits + s.misses));
+    },
+  });
+  new Gauge({
+    name: 'agp_store_backend_errors',
+    help: 'Errors the context store met talking to Redis since start (commands and counter flushes)',
+    registers: [registry],
+    collect() {
+      const n = sources.storeBackendErrors?.();
+      this.reset();
+      if (n !== undefined) this.set(n);
     },
   });
   new Gauge({

@@ -1,0 +1,238 @@
+// The service entry point behind `agp serve` and `npm start`: configuration, the context
+// store, the audit log, the policy holder (hot reload on file change and SIGHUP), the app,
+// and graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight requests,
+// flush the audit log, close the store).
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type AppExtension } from './app.js';
+import { createAuditLog, type AuditLog } from './audit.js';
+import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type ServeFlags, type ServerConfig } from './config.js';
+import { contextConfigFromEnv, createContextStore } from './context/index.js';
+import type { ContextStore } from './context/types.js';
+import { createMetrics } from './metrics.js';
+import { PolicyHolder } from './policy-holder.js';
+
+export const SERVE_HELP = `usage: agp serve [--policies <dir>] [--port <n>] [--host <addr>] [options]
+
+Runs the policy decision point: POST /v1/decide (+ /batch), the Connect service
+agp.v1.DecisionService, OpenID AuthZEN, the admin API, /healthz /readyz /metrics.
+
+options (each also an environment variable; flags win):
+  --policies <dir>     policy directory                        ${CONFIG_ENV.policies} (default: policies)
+  --port <n>           TCP port                                ${CONFIG_ENV.port} (default: ${DEFAULT_PORT})
+  --host <addr>        listen address                          ${CONFIG_ENV.host} (default: ${DEFAULT_HOST})
+  --redis-url <url>    shared context store (else embedded)    ${CONFIG_ENV.redisUrl}
+  --log-level <level>  fatal|error|warn|info|debug|trace|silent ${CONFIG_ENV.logLevel} (default: info)
+  --audit-file <path>  hash-chained decision log               ${CONFIG_ENV.auditFile} (default: .agp-data/audit.jsonl)
+  --no-watch           do not watch the policy directory       ${CONFIG_ENV.watch}=false
+environment only:
+  ${CONFIG_ENV.apiKeys} (comma list), ${CONFIG_ENV.adminKey}: credentials; with none the server binds to loopback only
+  ${CONFIG_ENV.redisPrefix}, ${CONFIG_ENV.requireRegisteredAgents}, ${CONFIG_ENV.audit} (file|stdout|none), ${CONFIG_ENV.auditHmacKey},
+  ${CONFIG_ENV.auditBuffer}, ${CONFIG_ENV.bodyLimit}, ${CONFIG_ENV.maxBatch}, ${CONFIG_ENV.shutdownTimeoutMs}
+See docs/ops.md for every setting. Reload policies with SIGHUP or POST /v1/admin/policies/reload.`;
+
+export interface RunningServer {
+  app: FastifyInstance;
+  policies: PolicyHolder;
+  store: ContextStore;
+  audit: AuditLog | undefined;
+  /** `http://host:port` actually bound (port 0 resolves to the chosen port). */
+  url: string;
+  /** Graceful stop: stop accepting, finish in-flight requests, flush audit, close the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Route groups of other areas (identity), registered inside the app. */
+  extensions?: readonly AppExtension[];
+  clock?: () => number;
+}
+
+/** Why the configuration cannot be served, or undefined. */
+export function refuseReason(config: ServerConfig): string | undefined {
+  const keyed = config.apiKeys.length > 0 || config.adminKey !== undefined;
+  if (!keyed && !isLoopback(config.host)) {
+    return `refusing to listen on \`${config.host}\` without credentials: set ${CONFIG_ENV.apiKeys} and ${CONFIG_ENV.adminKey}, or listen on 127.0.0.1`;
+  }
+  // PEP keys without an admin key is allowed: the admin API then answers 403.
+  return undefined;
+}
+
+/** Starts the service with a validated configuration and returns once it is listening. */
+export async function start(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const env = options.env ?? process.env;
+  const refuse = refuseReason(config);
+  if (refuse !== undefined) throw new Error(refuse);
+
+  const storeLog: { fn: (level: 'info' | 'warn', message: string) => void } = { fn: () => {} };
+  const store = await createContextStore({
+    ...contextConfigFromEnv(env),
+    ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
+    prefix: config.redisPrefix,
+    log: (level, message) => storeLog.fn(level, message),
+  });
+
+  const metrics = createMetrics();
+  let audit: AuditLog | undefined;
+  if (config.audit !== 'none') {
+    if (config.audit === 'file') mkdirSync(dirname(config.auditFile), { recursive: true });
+    audit = createAuditLog({
+      sink: config.audit,
+      bufferSize: config.auditBuffer,
+      ...(config.audit === 'file' ? { file: config.auditFile } : {}),
+      ...(config.auditHmacKey !== undefined ? { hmacKey: config.auditHmacKey } : {}),
+    });
+  }
+
+  const policies = new PolicyHolder({ directory: config.policies });
+  const app = await buildApp({
+    policies,
+    store,
+    metrics,
+    apiKeys: config.apiKeys,
+    adminKey: config.adminKey,
+    requireRegisteredAgents: config.requireRegisteredAgents,
+    bodyLimit: config.bodyLimit,
+    maxBatch: config.maxBatch,
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    ...(audit !== undefined ? { audit } : {}),
+    ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    ...(options.extensions !== undefined ? { extensions: options.extensions } : {}),
+  });
+  const log = app.log;
+  storeLog.fn = (level, message) => log[level]({ component: 'store' }, message);
+  store.onAnomaly((event) => {
+    audit?.write({ kind: 'anomaly', agent: event.agent, anomaly: event.kind, value: event.value, threshold: event.threshold, time: new Date(event.at).toISOString() });
+  });
+
+  // The first load happens before listening; a broken set still starts (503 until fixed).
+  await policies.reload('start');
+  if (config.watch) policies.watch();
+
+  const onHup = (): void => void policies.reload('signal');
+  process.on('SIGHUP', onHup);
+
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    await policies.close();
+    await audit?.close();
+    await store.close();
+    throw err;
+  }
+  const keyed = config.apiKeys.length > 0 || config.adminKey !== undefined;
+  log.info(
+    { address, policies: config.policies, revision: policies.current?.revision ?? null, store: store.kind, audit: config.audit === 'file' ? config.auditFile : config.audit },
+    keyed ? 'agp listening' : `agp listening on loopback only: no API keys configured (set ${CONFIG_ENV.apiKeys} and ${CONFIG_ENV.adminKey} to listen elsewhere)`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      process.off('SIGHUP', onHup);
+      await policies.close();
+      // Fastify stops accepting, answers 503 to new requests on kept-alive sockets, and
+      // waits for in-flight ones; past the timeout, remaining connections are cut.
+      const timer = setTimeout(() => {
+        log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing remaining connections');
+        app.server.closeAllConnections();
+      }, config.shutdownTimeoutMs);
+      timer.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+      }
+      await audit?.close();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { app, policies, store, audit, url: address, close };
+}
+
+export interface ServeIO {
+  err: (text: string) => void;
+}
+
+const FLAG_OPTIONS = {
+  policies: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'redis-url': { type: 'string' },
+  'log-level': { type: 'string' },
+  'audit-file': { type: 'string' },
+  'no-watch': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * `agp serve`: runs until SIGTERM or SIGINT, then shuts down gracefully. Resolves the exit
+ * code: 0 after a clean stop, 2 for a bad configuration, 1 when it cannot listen.
+ */
+export async function serve(argv: readonly string[], io: ServeIO = { err: (t) => void process.stderr.write(t) }, options: StartOptions = {}): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: FLAG_OPTIONS, allowPositionals: false, strict: true });
+  } catch (err) {
+    io.err(`agp serve: ${err instanceof Error ? err.message.split('\n')[0]!.toLowerCase().replace(/\.$/, '') : String(err)}\n${SERVE_HELP.split('\n')[0]}\n`);
+    return 2;
+  }
+  const v = parsed.values;
+  if (v.help === true) {
+    io.err(`${SERVE_HELP}\n`);
+    return 0;
+  }
+  const flags: ServeFlags = {};
+  if (v.policies !== undefined) flags.policies = v.policies;
+  if (v.port !== undefined) flags.port = v.port;
+  if (v.host !== undefined) flags.host = v.host;
+  if (v['redis-url'] !== undefined) flags.redisUrl = v['redis-url'];
+  if (v['log-level'] !== undefined) flags.logLevel = v['log-level'];
+  if (v['audit-file'] !== undefined) flags.auditFile = v['audit-file'];
+  if (v['no-watch'] === true) flags.watch = false;
+
+  const loaded = loadConfig(flags, options.env ?? process.env);
+  if (!loaded.ok) {
+    for (const e of loaded.errors) io.err(`agp serve: ${e}\n`);
+    return 2;
+  }
+  const refuse = refuseReason(loaded.config);
+  if (refuse !== undefined) {
+    io.err(`agp serve: ${refuse}\n`);
+    return 2;
+  }
+
+  let server: RunningServer;
+  try {
+    server = await start(loaded.config, options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const what = e.code === 'EADDRINUSE' ? `port ${loaded.config.port} on ${loaded.config.host} is already in use` : e.code === 'EACCES' ? `no permission to listen on port ${loaded.config.port}` : e.message;
+    io.err(`agp serve: cannot start: ${what}\n`);
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      server.app.log.info({ signal }, 'shutting down');
+      server.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          io.err(`agp serve: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
