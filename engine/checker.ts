@@ -410,8 +410,10 @@ class ExprChecker {
   }
 
   /** `number \`agent.confidence\`` */
-  private describe(e: Expr, t: Type): string {
-    return `${typeShort(t)} \`${this.text(e)}\``;
+  describe(e: Expr, t: Type): string {
+    const text = this.text(e);
+    if (t.t === 'level' && text === t.name) return `level \`${text}\``;
+    return `${typeShort(t)} \`${text}\``;
   }
 
   check(e: Expr, scope: Scope, expected?: Type): Typed | undefined {
@@ -1319,7 +1321,7 @@ function checkObligations(env: Env, record: RecordLit, scope: Scope): IrObligati
       if (ty.t === 'duration') kind = 'duration';
       else if ((ty.t === 'list' || ty.t === 'set') && ty.elem.t === 'string') kind = 'strings';
       else if (ty.t === 'string' || ty.t === 'number' || ty.t === 'bool') kind = 'scalar';
-      const shown = `${typeShort(ty)} \`${checker.text(f.value)}\``;
+      const shown = checker.describe(f.value, ty);
       if (key.endsWith('ttl') && kind !== 'duration') {
         report(f.value.span, 'agp_obligation_error', `obligation \`${key}\` must be a duration, got ${shown}`, 'write a duration with a unit, e.g. `5m` or `30s`');
         kind = undefined;
