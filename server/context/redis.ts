@@ -159,7 +159,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     retryStrategy,
-    // Never fail over to a stale connection on READONLY etc.: reconnecting is ioredis' job.
+    // A reply error (READONLY, ...) fails that command only; it never triggers a reconnect.
     reconnectOnError: null,
   };
   // The subscriber only ever subscribes: queue that until connected, and never time it out.
