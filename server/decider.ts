@@ -41,6 +41,8 @@ export type DecideOutcome =
 export interface Decider {
   /** Synchronous when the store answers from its cache; a promise only on a store miss. */
   decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome>;
+  /** Many requests against one policy set and one clock reading; outcomes in input order. */
+  decideMany(raws: readonly unknown[], meta: DecideMeta): DecideOutcome[] | Promise<DecideOutcome[]>;
   readonly policies: PolicySource;
   readonly store: ContextStore;
 }
@@ -318,14 +320,12 @@ export function createDecider(options: DeciderOptions): Decider {
     return { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
   }
 
-  function decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {
-    const started = performance.now();
-    const now = clock();
+  function noPolicies(meta: DecideMeta, now: number, started: number, body: RawObject | null): DecideOutcome {
+    return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined);
+  }
+
+  function decideWith(set: PolicySet, raw: unknown, meta: DecideMeta, now: number, started: number): DecideOutcome | Promise<DecideOutcome> {
     const body = isObject(raw) ? raw : null;
-    const set = policies.current;
-    if (set === undefined) {
-      return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined);
-    }
     if (body === null) {
       const issues = [{ path: '', message: 'expected a JSON object' }];
       return reject(400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, meta, now, started, null, set.revision);
@@ -355,5 +355,29 @@ export function createDecider(options: DeciderOptions): Decider {
     return evaluate(set, ctx, body, agentId, meta, now, started);
   }
 
-  return { decide, policies, store };
+  function decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {
+    const started = performance.now();
+    const now = clock();
+    const set = policies.current;
+    if (set === undefined) return noPolicies(meta, now, started, isObject(raw) ? raw : null);
+    return decideWith(set, raw, meta, now, started);
+  }
+
+  function decideMany(raws: readonly unknown[], meta: DecideMeta): DecideOutcome[] | Promise<DecideOutcome[]> {
+    const now = clock();
+    // One policy set and one clock reading for the whole batch, even across a reload.
+    const set = policies.current;
+    const out: (DecideOutcome | Promise<DecideOutcome>)[] = new Array<DecideOutcome | Promise<DecideOutcome>>(raws.length);
+    let pending = false;
+    for (let i = 0; i < raws.length; i++) {
+      const started = performance.now();
+      const raw = raws[i];
+      const r = set === undefined ? noPolicies(meta, now, started, isObject(raw) ? raw : null) : decideWith(set, raw, meta, now, started);
+      if (isThenable(r)) pending = true;
+      out[i] = r;
+    }
+    return pending ? Promise.all(out) : (out as DecideOutcome[]);
+  }
+
+  return { decide, decideMany, policies, store };
 }

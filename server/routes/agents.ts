@@ -119,7 +119,8 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
     if ('id' in attributes && attributes['id'] !== id) {
       return invalid(reply, [{ path: 'attributes.id', message: 'must equal the agent id in the path (or be left out)' }]);
     }
-    const issues = set.validateAgentAttributes(attributes);
+    // Issues name the attribute by its path in this request body: `attributes.model.version`.
+    const issues = set.validateAgentAttributes(attributes).map((i) => ({ ...i, path: `attributes.${i.path.replace(/^agent\.?/, '')}`.replace(/\.$/, '') }));
     if (issues.length > 0) return invalid(reply, issues);
     const before = await store.getAgent(id);
     const saved = await store.putAgent(id, attributes, clock());

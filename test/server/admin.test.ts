@@ -142,7 +142,7 @@ describe('agent inventory', () => {
     const h = bearer(ADMIN);
     const bad = await app.inject({ method: 'PUT', url: '/v1/admin/agents/bot-1', headers: h, payload: { attributes: { tier: 3 } } });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().error).toMatchObject({ code: 'invalid_request', issues: [{ path: 'agent.tier', message: 'expected a string' }] });
+    expect(bad.json().error).toMatchObject({ code: 'invalid_request', issues: [{ path: 'attributes.tier', message: 'expected a string' }] });
     const shape = await app.inject({ method: 'PUT', url: '/v1/admin/agents/bot-1', headers: h, payload: { tier: 'x' } });
     expect(shape.statusCode).toBe(400);
     expect(shape.json().error.issues[0].path).toBe('attributes');
