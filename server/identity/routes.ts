@@ -105,14 +105,18 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
-    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    const code = err.statusCode;
+    // 4xx from parsing, 503 from an unreachable store; anything else is ours: 500, logged.
+    const status = typeof code === 'number' && ((code >= 400 && code < 500) || code === 503) ? code : 500;
     if (status === 500) request.log.error({ err }, 'identity route failed');
     if (request.url.startsWith('/oauth2/') || request.url.startsWith('/v1/token')) {
       if (status === 500) return sendOAuth(reply, { status: 500, body: { error: 'server_error' } });
+      if (status === 503) return sendOAuth(reply, oauthError('temporarily_unavailable', 'the context store is unavailable; retry later'));
       const why = status === 413 ? 'request body too large' : status === 415 ? `the body must be \`${FORM}\`` : 'malformed request';
       return sendOAuth(reply, { ...oauthError('invalid_request', why), status });
     }
     if (status === 500) return adminError(reply, 500, 'internal', 'internal error');
+    if (status === 503) return adminError(reply, 503, 'store_unavailable', 'the context store is unavailable', 'retry later');
     return adminError(reply, status, status === 413 ? 'payload_too_large' : 'invalid_request', status === 413 ? 'request body too large' : 'malformed request');
   });
 

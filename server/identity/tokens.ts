@@ -91,6 +91,7 @@ export interface TokenServiceOptions {
 
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 const MAX_TOKEN_LENGTH = 16_384;
+const VERIFIED_CACHE_MAX = 10_000;
 
 function isAct(value: unknown, depth = 0): value is ActClaim {
   if (depth > 16 || typeof value !== 'object' || value === null) return false;
@@ -126,10 +127,45 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   const leewayS = options.leewayS ?? 30;
   const agentAudiences = options.agentAudiences ?? [issuer];
 
+  // Agents reuse a token for many calls: a signature checked once need not be checked again.
+  const verified = new Map<string, AccessTokenClaims>();
+
+  function remember(token: string, claims: AccessTokenClaims): void {
+    if (verified.size >= VERIFIED_CACHE_MAX) {
+      const t = now() / 1000 - leewayS;
+      for (const [k, c] of verified) if (c.exp < t) verified.delete(k);
+      // Still full of live tokens: drop the oldest entries.
+      for (const k of verified.keys()) {
+        if (verified.size < VERIFIED_CACHE_MAX * 0.9) break;
+        verified.delete(k);
+      }
+    }
+    verified.set(token, claims);
+  }
+
+  async function checkCached(claims: AccessTokenClaims, token: string, opts: VerifyOptions): Promise<TokenVerification> {
+    if (claims.exp <= Math.floor(now() / 1000) - leewayS) {
+      verified.delete(token);
+      return { ok: false, error: 'expired', message: 'token expired' };
+    }
+    const audience = opts.audience ?? agentAudiences;
+    if (audience !== 'any') {
+      const wanted = typeof audience === 'string' ? [audience] : audience;
+      const has = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
+      if (!has.some((a) => wanted.includes(a))) return { ok: false, error: 'wrong_audience', message: 'token audience not accepted here' };
+    }
+    if (opts.checkRevocation !== false && (await store.isTokenRevoked(claims.jti))) {
+      return { ok: false, error: 'revoked', message: 'token revoked' };
+    }
+    return { ok: true, claims };
+  }
+
   async function verify(token: string, opts: VerifyOptions = {}): Promise<TokenVerification> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       return { ok: false, error: 'malformed', message: 'token is empty or too long' };
     }
+    const cached = verified.get(token);
+    if (cached) return checkCached(cached, token, opts);
     try {
       decodeProtectedHeader(token);
     } catch {
@@ -172,6 +208,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       throw err;
     }
     if (!wellFormed(payload)) return { ok: false, error: 'malformed', message: 'token lacks AGP claims' };
+    remember(token, payload);
     if (opts.checkRevocation !== false && (await store.isTokenRevoked(payload.jti))) {
       return { ok: false, error: 'revoked', message: 'token revoked' };
     }

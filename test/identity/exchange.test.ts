@@ -400,6 +400,30 @@ describe('RFC-shaped request errors', () => {
     expect(badJson.json()).toEqual({ error: { code: 'invalid_request', message: 'malformed request' } });
   });
 
+  it('answers 503 temporarily_unavailable when the store is unreachable', async () => {
+    const { createEmbeddedStore } = await import('../../server/context/embedded.js');
+    const { StoreUnavailableError } = await import('../../server/context/errors.js');
+    const inner = createEmbeddedStore();
+    let down = false;
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (down && prop !== 'close') throw new StoreUnavailableError();
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    h = await harness({ store });
+    const key = await registerAgent(h, 'fraudbot');
+    down = true;
+    const res = await selfExchange(h, 'fraudbot', key, 'transactions:read');
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'the context store is unavailable; retry later' });
+    down = false;
+  });
+
   it('answers 503 temporarily_unavailable when decisions fail (fail closed)', async () => {
     h = await harness({ decideScope: async () => { throw new Error('no policy set loaded'); } });
     const key = await registerAgent(h, 'fraudbot');

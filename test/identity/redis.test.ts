@@ -57,7 +57,14 @@ describe('identity on the Redis store, two replicas', () => {
     const token = first.json().access_token as string;
     expect(await b.identity.verifyAgentToken(token)).toMatchObject({ ok: true, claims: { agp_agent: 'fraudbot', aud: ISSUER } });
     await postForm(a, '/oauth2/revoke', { token }, { authorization: 'Bearer admin-key-for-tests' });
-    expect(await b.identity.verifyAgentToken(token)).toMatchObject({ ok: false, error: 'revoked' });
+    // The other replica learns of it by the store's change notice (pub/sub): within moments.
+    const deadline = Date.now() + 2_000;
+    let seen = await b.identity.verifyAgentToken(token);
+    while (seen.ok && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      seen = await b.identity.verifyAgentToken(token);
+    }
+    expect(seen).toMatchObject({ ok: false, error: 'revoked' });
 
     // A rotation on one replica: the other verifies the new key's tokens at once.
     const rotated = (await b.app.inject({ method: 'POST', url: '/v1/admin/keys/rotate', headers: { authorization: 'Bearer admin-key-for-tests' } })).json();
