@@ -404,14 +404,22 @@ export function compilePolicySet(ps: IrPolicySet): CompiledPolicySet {
   const indexAction = isRequiredString(ps, ACTION);
   const indexType = isRequiredString(ps, RESOURCE_TYPE);
   const plans = policies.map((p) => plan(p, indexAction, indexType));
-  const actionValues = new Set<string>();
-  for (const pl of plans) for (const a of pl.actions ?? []) actionValues.add(a);
-  const all = plans.map((_, i) => i);
+  const actionBuckets = new Map<string, number[]>();
+  const anyAction: number[] = [];
+  plans.forEach((pl, i) => {
+    if (pl.actions === null) {
+      anyAction.push(i);
+      return;
+    }
+    for (const a of new Set(pl.actions)) {
+      let b = actionBuckets.get(a);
+      if (!b) actionBuckets.set(a, (b = []));
+      b.push(i);
+    }
+  });
   const byAction = new Map<string, TypeIndex>();
-  for (const a of actionValues) {
-    byAction.set(a, buildTypeIndex(plans, all.filter((i) => plans[i]!.actions === null || plans[i]!.actions!.includes(a))));
-  }
-  const noAction = buildTypeIndex(plans, all.filter((i) => plans[i]!.actions === null));
+  for (const [a, b] of actionBuckets) byAction.set(a, buildTypeIndex(plans, mergeSorted(b, anyAction)));
+  const noAction = buildTypeIndex(plans, anyAction);
 
   // Pass 3 + 4: fold constants and generate.
   const g = new Generator(ps, indexAction, indexType);
@@ -426,38 +434,49 @@ export function compilePolicySet(ps: IrPolicySet): CompiledPolicySet {
   const branchEffect: number[] = [];
   const branchPolicy: string[] = [];
   const branchReason: (string | null)[] = [];
+  const branchBase: number[] = [];
+  const policyFns: string[] = [];
   const obligationFns: string[] = [];
-  for (let pi = 0; pi < plans.length; pi++) {
-    const { policy, prefilters } = plans[pi]!;
+  // Identical bodies (common in large, generated policy sets) share one function.
+  const bodies = new Map<string, string>();
+  const define = (prefix: string, params: string, body: string): string => {
+    const key = `${prefix}(${params}) { ${body} }`;
+    let name = bodies.get(key);
+    if (name === undefined) {
+      name = `${prefix}${bodies.size}`;
+      bodies.set(key, name);
+      parts.push(`function ${name}(${params}) { ${body} }`);
+    }
+    return name;
+  };
+  for (const { policy, prefilters } of plans) {
     g.beginFunction();
     const lines: string[] = [];
     for (const t of prefilters) lines.push(`if (!${g.targetCode(t)}) return 0;`);
     if (policy.when) lines.push(`if (!${g.expr(policy.when)}) return 0;`);
-    const firstBranch = branchEffect.length;
-    for (const b of policy.branches) {
-      const id = branchEffect.length;
+    branchBase.push(branchEffect.length);
+    policy.branches.forEach((b, k) => {
       branchEffect.push(EFFECT_BIT[b.effect]);
       branchPolicy.push(policy.name);
       branchReason.push(b.reason);
-      const ret = `return ${id + 1};`;
+      // Returns the branch number within the policy (1-based); 0 when the policy does not apply.
+      const ret = `return ${k + 1};`;
       lines.push(b.condition === null ? ret : `if (${g.expr(b.condition)}) ${ret}`);
-    }
+    });
     lines.push('return 0;');
-    parts.push(`function P${pi}(r) { ${g.tempDecl()} ${lines.join(' ')} }`);
+    policyFns.push(define('P', 'r', `${g.tempDecl()} ${lines.join(' ')}`));
 
-    policy.branches.forEach((b, k) => {
-      const id = firstBranch + k;
+    for (const b of policy.branches) {
       if (b.obligations.length === 0) {
         obligationFns.push('null');
-        return;
+        continue;
       }
       g.beginFunction();
       const merges = b.obligations.map(
         (o) => `MERGE(acc, ${jsString(obligationOutputKey(o.key, o.kind))}, ${jsString(o.kind)}, ${g.expr(o.expr)});`,
       );
-      obligationFns.push(`O${id}`);
-      parts.push(`function O${id}(r, acc) { ${g.tempDecl()} ${merges.join(' ')} }`);
-    });
+      obligationFns.push(define('O', 'r, acc', `${g.tempDecl()} ${merges.join(' ')}`));
+    }
   }
 
   g.beginFunction();
@@ -476,7 +495,7 @@ export function compilePolicySet(ps: IrPolicySet): CompiledPolicySet {
   const decideTemps = g.tempDecl();
 
   const source = `"use strict";
-const { K, ACT, NOACT, POLNAMES, BEFF, BNAME, BREASON, REV, NO_POLICY, NLETS, MAXC,
+const { K, ACT, NOACT, BBASE, BEFF, BNAME, BREASON, REV, NO_POLICY, NLETS, MAXC,
   ROUND6, ADD, SUB, MUL, DIV, MOD, CLAMP, MIN, MAX, ABS, SIZE, GRANTED, MERGE, HASOWN } = rt;
 ${g.constants.map((_, i) => `const K${i} = K[${i}];`).join('\n')}
 const LV = new Array(NLETS).fill(0);
@@ -485,7 +504,7 @@ let G = 0;
 let RISK = 0;
 const AB = new Int32Array(MAXC + 1);
 ${parts.join('\n')}
-const POL = [${plans.map((_, i) => `P${i}`).join(', ')}];
+const POL = [${policyFns.join(', ')}];
 const OBL = [${obligationFns.join(', ')}];
 function decide(r) {
   ${decideTemps}
@@ -498,8 +517,9 @@ function decide(r) {
   let n = 0;
   let bits = 0;
   for (let i = 0; i < c.length; i++) {
-    const b = POL[c[i]](r);
-    if (b !== 0) { AB[n++] = b - 1; bits |= BEFF[b - 1]; }
+    const p = c[i];
+    const b = POL[p](r);
+    if (b !== 0) { const id = BBASE[p] + b - 1; AB[n++] = id; bits |= BEFF[id]; }
   }
   if (bits === 0) {
     return { effect: "deny", allowed: false, risk: RISK, factors, policies: [], reasons: [NO_POLICY], obligations: {}, revision: REV };
@@ -531,7 +551,7 @@ return decide;
     K: g.constants,
     ACT: byAction,
     NOACT: noAction,
-    POLNAMES: policies.map((p) => p.name),
+    BBASE: Int32Array.from(branchBase),
     BEFF: Int8Array.from(branchEffect),
     BNAME: branchPolicy,
     BREASON: branchReason,

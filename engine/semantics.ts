@@ -265,14 +265,16 @@ export function obligationOutputKey(key: string, kind: ObligationKind): string {
   return kind === 'duration' ? key + '_s' : key;
 }
 
-function sortedUnique(xs: readonly string[]): string[] {
-  const out = xs.slice().sort(compareNames);
-  let w = 0;
-  for (let i = 0; i < out.length; i++) {
-    if (i === 0 || out[i] !== out[w - 1]) out[w++] = out[i]!;
+/** Inserts each string of `xs` into the sorted, duplicate-free array `into` (owned by the caller). */
+function insertSorted(into: string[], xs: readonly string[]): string[] {
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!;
+    let j = into.length;
+    while (j > 0 && into[j - 1]! > x) j--;
+    if (j > 0 && into[j - 1] === x) continue;
+    into.splice(j, 0, x);
   }
-  out.length = w;
-  return out;
+  return into;
 }
 
 /**
@@ -296,8 +298,9 @@ export function mergeObligation(acc: Obligations, outKey: string, kind: Obligati
     }
     case 'strings': {
       const v = value as readonly string[];
-      if (!has) defineOwn<ObligationValue>(acc, outKey, sortedUnique(v));
-      else if (Array.isArray(prev)) defineOwn<ObligationValue>(acc, outKey, sortedUnique(prev.concat(v)));
+      // The array in `acc` is always one this function created, so it may grow in place.
+      if (!has) defineOwn<ObligationValue>(acc, outKey, insertSorted([], v));
+      else if (Array.isArray(prev)) insertSorted(prev, v);
       return;
     }
     case 'scalar':
