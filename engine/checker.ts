@@ -44,7 +44,6 @@ import type {
   SchemaDecl,
   Span,
   TestDecl,
-  TestItem,
 } from '../grammar/ast.js';
 import { closest, diagnostic, sortDiagnostics, type Diagnostic, type DiagnosticCode } from './diagnostics.js';
 import {
@@ -394,7 +393,7 @@ function lit(type: Type, value: Value): IrExpr {
 class ExprChecker {
   constructor(private readonly env: Env) {}
 
-  private report(code: DiagnosticCode, span: Span, message: string, hint?: string): undefined {
+  report(code: DiagnosticCode, span: Span, message: string, hint?: string): undefined {
     this.env.diagnostics.push(diagnostic(code, span, message, hint));
     return undefined;
   }
@@ -445,7 +444,7 @@ class ExprChecker {
       case 'call':
         return this.call(e, scope);
       case 'list':
-        return this.list(e.items, e.span, scope, expected);
+        return this.list(e.items, scope, expected);
       case 'record':
         return this.report('agp_type_error', e.span, 'a record can only appear after `with`', 'compare attributes one by one instead');
       case 'unary': {
@@ -839,7 +838,7 @@ class ExprChecker {
     return { ir: { op: 'call', fn, args: irs }, type: NUMBER };
   }
 
-  private list(items: readonly Expr[], span: Span, scope: Scope, expected?: Type): Typed | undefined {
+  private list(items: readonly Expr[], scope: Scope, expected?: Type): Typed | undefined {
     const want = expected && (expected.t === 'list' || expected.t === 'set') ? expected.elem : undefined;
     const typed: Typed[] = [];
     let elem: Type | undefined = want;
@@ -871,7 +870,6 @@ class ExprChecker {
     if (typed.every((t) => t.ir.op === 'lit')) {
       return { ir: lit(type, typed.map((t) => (t.ir as { value: Value }).value)), type };
     }
-    void span;
     return { ir: { op: 'list', items: typed.map((t) => t.ir), type }, type };
   }
 
@@ -1120,7 +1118,7 @@ export function checkFactors(env: Env): IrFactor[] {
     const valueScope = cond ? withFacts(scope, proves(cond.ir, env)) : scope;
     const value = checker.check(f.value, valueScope);
     if (value && value.type.t !== 'number') {
-      checker['report'](
+      checker.report(
         'agp_type_error',
         f.value.span,
         `risk factor \`${f.name}\` must be a number, got ${typeShort(value.type)} \`${checker.text(f.value)}\``,
@@ -1680,7 +1678,3 @@ function testGrant(env: Env, record: RecordLit, span: Span): IrTestGrant | undef
   if (!ok || actions === undefined || resource === undefined || expiresIn === undefined) return undefined;
   return { actions, resource, expiresIn };
 }
-
-// Exposed for tests of single passes.
-export const internals = { ExprChecker, rootScope, proves, disproves };
-export type { TestItem };

@@ -176,7 +176,7 @@ function recordFromFields(fields: readonly SchemaField[], path: string, diagnost
     const first = seen.get(f.name);
     if (first !== undefined) {
       diagnostics.push(
-        diagnostic('agp_duplicate_error', f.nameSpan, `attribute \`${fieldPath}\` is declared twice`, `the first declaration is on line ${first.line}`),
+        diagnostic('agp_duplicate_error', f.nameSpan, `attribute \`${fieldPath}\` is declared twice`, `the first is at ${first.file}:${first.line}:${first.col}; remove or rename one`),
       );
       ok = false;
       continue;
@@ -204,7 +204,7 @@ export function schemaFromAst(decl: SchemaDecl, diagnostics: Diagnostic[]): { sc
   for (const root of decl.roots) {
     const first = seen.get(root.name);
     if (first !== undefined) {
-      diagnostics.push(diagnostic('agp_duplicate_error', root.nameSpan, `root \`${root.name}\` is declared twice`, `the first declaration is on line ${first.line}`));
+      diagnostics.push(diagnostic('agp_duplicate_error', root.nameSpan, `root \`${root.name}\` is declared twice`, `the first is at ${first.file}:${first.line}:${first.col}; remove or rename one`));
       complete = false;
       continue;
     }
