@@ -50,6 +50,8 @@ export interface StartOptions {
   /** Route groups of other areas (identity), registered inside the app. */
   extensions?: readonly AppExtension[];
   clock?: () => number;
+  /** Use this store instead of building one from the configuration (embedding, tests); closed on shutdown. */
+  store?: ContextStore;
 }
 
 /** Why the configuration cannot be served, or undefined. */
@@ -69,7 +71,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
   if (refuse !== undefined) throw new Error(refuse);
 
   const storeLog: { fn: (level: 'info' | 'warn', message: string) => void } = { fn: () => {} };
-  const store = await createContextStore({
+  const store = options.store ?? await createContextStore({
     ...contextConfigFromEnv(env),
     ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
     prefix: config.redisPrefix,
@@ -144,10 +146,15 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
         app.server.closeAllConnections();
       }, config.shutdownTimeoutMs);
       timer.unref();
+      // Keep-alive sockets of requests that were in flight become idle only after their
+      // answer; close them as soon as they do rather than at the keep-alive timeout.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      sweep.unref();
       try {
         await app.close();
       } finally {
         clearTimeout(timer);
+        clearInterval(sweep);
       }
       await audit?.close();
       await store.close();
