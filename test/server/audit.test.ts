@@ -212,7 +212,7 @@ describe('audit log buffering', () => {
       write(chunk: Buffer, _enc, cb) {
         slowWrites++;
         chunks.push(chunk.toString('utf8'));
-        setTimeout(cb, 30);
+        setTimeout(cb, 100);
       },
     });
     const droppedByHook: number[] = [];
@@ -221,13 +221,12 @@ describe('audit log buffering', () => {
     await new Promise((r) => setTimeout(r, 5));
     const total = 200;
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < total; i++) {
-      const ret: unknown = log.write(decision(i));
-      expect(ret).toBeUndefined(); // synchronous, nothing to await
-    }
+    const returned: unknown[] = [];
+    for (let i = 0; i < total; i++) returned.push(log.write(decision(i)));
     const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    // 200 writes against a sink that takes 30 ms per chunk: far below a single sink write.
-    expect(elapsedMs).toBeLessThan(30);
+    // Synchronous, nothing to await; 200 writes take less than one sink write (100 ms).
+    expect(returned.every((r) => r === undefined)).toBe(true);
+    expect(elapsedMs).toBeLessThan(100);
     const s = log.stats();
     expect(s.dropped).toBe(total - 10);
     expect(s.buffered).toBe(10);
