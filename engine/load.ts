@@ -53,7 +53,15 @@ export function loadPolicySet(sources: readonly PolicySource[]): LoadResult {
     texts.set(s.path, s.text);
   }
   const checked = checkPolicySet(files, { sources: texts, revision: policySetRevision(sources) });
-  diagnostics.push(...checked.diagnostics);
+  // A line with a syntax error was recovered by guessing; what the checker says about that
+  // line is most likely an echo of the syntax error (`'a'` lexed as the name `a`), so the
+  // syntax error speaks for it.
+  const broken = new Set<string>();
+  for (const d of diagnostics) {
+    if (d.code !== 'agp_lex_error' && d.code !== 'agp_parse_error') continue;
+    for (let line = d.line; line <= d.endLine; line++) broken.add(`${d.file}\0${line}`);
+  }
+  diagnostics.push(...checked.diagnostics.filter((d) => !broken.has(`${d.file}\0${d.line}`)));
   const sorted = sortDiagnostics(diagnostics);
   const result: LoadResult = { tests: checked.tests, diagnostics: sorted };
   // A parse error leaves holes in the AST, so the checker alone cannot vouch for the set.

@@ -11,6 +11,8 @@ import { checkPolicySet, parseRfc3339, type CheckResult } from '../../engine/che
 import { loadPolicySet } from '../../engine/load.js';
 import type { Diagnostic } from '../../engine/diagnostics.js';
 import { encodeVersion, type IrExpr, type IrPolicy } from '../../engine/ir.js';
+import { readPolicySources } from '../../server/policy-files.js';
+import { formatDiagnostic } from '../../cli/output.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const goldenDir = join(here, 'golden');
@@ -517,5 +519,55 @@ describe('robustness', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+// ---------------------------------------------------------------- docs/language.md examples
+
+const docsPath = join(here, '..', '..', 'docs', 'language.md');
+const repoRoot = join(here, '..', '..');
+
+/** What `agp check` prints for one snippet of the Diagnostics section. */
+function renderSnippet(snippet: string): string {
+  const path = snippet.startsWith('test "') ? 'policies/example.test.agp' : 'policies/example.agp';
+  const standalone = snippet.startsWith('schema');
+  const sources = standalone ? [{ path, text: snippet }] : [{ path: 'policies/schema.agp', text: SCHEMA }, { path, text: snippet }];
+  const loaded = loadPolicySet(sources);
+  return loaded.diagnostics.map((d) => formatDiagnostic(d, d.file === path ? snippet : undefined, false)).join('');
+}
+
+async function renderCommand(path: string): Promise<string> {
+  const read = await readPolicySources([path], { cwd: repoRoot });
+  return read.diagnostics.map((d) => formatDiagnostic(d, undefined, false)).join('');
+}
+
+const AGP_BLOCK = /```agp\n([\s\S]*?)```(?:\n\n```text\n[\s\S]*?```)?/g;
+const COMMAND_BLOCK = /```text\n\$ agp check (\S+)\n[\s\S]*?```/g;
+
+async function renderDiagnosticsSection(section: string): Promise<string> {
+  let out = section.replace(AGP_BLOCK, (_all, snippet: string) => `\`\`\`agp\n${snippet}\`\`\`\n\n\`\`\`text\n${renderSnippet(snippet)}\`\`\``);
+  const commands = [...out.matchAll(COMMAND_BLOCK)];
+  for (const m of commands) {
+    out = out.replace(m[0], `\`\`\`text\n$ agp check ${m[1]!}\n${await renderCommand(m[1]!)}\`\`\``);
+  }
+  return out;
+}
+
+describe('the Diagnostics section of docs/language.md', () => {
+  it('shows exactly what the checker prints for each example, and covers every code', async () => {
+    const docs = readFileSync(docsPath, 'utf8');
+    const at = docs.indexOf('\n## Diagnostics\n');
+    expect(at).toBeGreaterThan(0);
+    const section = docs.slice(at + 1);
+    const rendered = await renderDiagnosticsSection(section);
+    if (process.env['UPDATE_GOLDEN'] === '1' && rendered !== section) writeFileSync(docsPath, docs.slice(0, at + 1) + rendered);
+    expect(section).toBe(rendered);
+    for (const code of [
+      'agp_io_error', 'agp_limit_error', 'agp_lex_error', 'agp_parse_error', 'agp_schema_error', 'agp_name_error', 'agp_type_error',
+      'agp_optional_error', 'agp_level_error', 'agp_version_error', 'agp_duplicate_error', 'agp_cycle_error', 'agp_target_error',
+      'agp_risk_error', 'agp_obligation_error', 'agp_unreachable_warning', 'agp_test_error',
+    ]) {
+      expect(section, code).toContain(`[${code}]`);
+    }
   });
 });
