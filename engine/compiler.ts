@@ -52,8 +52,9 @@ const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 /** Above this many constants, `in` uses a hoisted Set instead of a chain of `===`. */
 const SET_THRESHOLD = 8;
 
+/** A JS string literal; U+2028/U+2029 escaped too, so no text ever breaks a line of code. */
 function jsString(s: string): string {
-  return JSON.stringify(s);
+  return JSON.stringify(s).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 function jsNumber(n: number): string {

@@ -67,6 +67,13 @@ function dedupe(xs: Value[]): Value[] {
 
 type Mode = 'request' | 'registry';
 
+function ownPropertiesOnly(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(input)) copy[k] = (input as Record<string, unknown>)[k];
+  return copy;
+}
+
 function fieldsOf(fields: readonly FieldType[]): FieldType[] {
   return fields.filter((f) => !FORBIDDEN_KEYS.has(f.name));
 }
@@ -116,7 +123,11 @@ function zodType(t: Type, mode: Mode): z.ZodType<Value> {
         shape[f.name] = f.optional || mode === 'registry' ? ft.optional() : ft;
       }
       const opts = { error: typeError(describe(t)) };
-      return (mode === 'registry' ? z.strictObject(shape, opts) : z.object(shape, opts)) as unknown as z.ZodType<Value>;
+      const obj = mode === 'registry' ? z.strictObject(shape, opts) : z.object(shape, opts);
+      // zod reads `input[key]`, which finds inherited members (`toString`, ...): for records
+      // declaring such a name, hand zod a copy holding only the input's own properties.
+      if (!t.fields.some((f) => f.name in Object.prototype)) return obj as unknown as z.ZodType<Value>;
+      return z.preprocess(ownPropertiesOnly, obj) as unknown as z.ZodType<Value>;
     }
   }
 }
