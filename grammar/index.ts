@@ -6,11 +6,12 @@ import type { PolicyFile, Span } from './ast.js';
 import { diagnostic, sortDiagnostics } from '../engine/diagnostics.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { endOfFileSpan, lex, tokenSpan } from './lexer.js';
-import { MAX_EXPRESSION_DEPTH, MAX_NESTING, NestingLimitError, parseTokens, scanNesting, splitMessage } from './parser.js';
-import { cstToAst, tooDeep } from './to-ast.js';
+import { MAX_NESTING, NestingLimitError, parseTokens, scanNesting, splitMessage } from './parser.js';
+import { MAX_EXPRESSION_DEPTH, tooDeep } from './to-ast.js';
 import { declExpressions } from './ast-util.js';
 
-export { MAX_EXPRESSION_DEPTH, MAX_NESTING } from './parser.js';
+export { MAX_NESTING } from './parser.js';
+export { MAX_EXPRESSION_DEPTH } from './to-ast.js';
 export { lex, tokenSpan, decodeString, durationSeconds, KEYWORD_NAMES } from './lexer.js';
 export type { LexResult } from './lexer.js';
 export { stripSpans, astEqual } from './ast-util.js';
@@ -108,7 +109,7 @@ function parseUnchecked(path: string, text: string): ParseResult {
   }
   let parsed;
   try {
-    parsed = parseTokens(lexed.tokens, scan);
+    parsed = parseTokens(path, lexed.tokens, scan);
   } catch (e) {
     if (e instanceof NestingLimitError) {
       const span = e.token.tokenType === EOF ? endOfFileSpan(path, text) : tokenSpan(path, e.token);
@@ -125,8 +126,7 @@ function parseUnchecked(path: string, text: string): ParseResult {
     seen.add(key);
     diagnostics.push(d);
   }
-  const ast = cstToAst(parsed.cst, path, parsed.errors.length > 0);
-  for (const decl of ast.decls) {
+  for (const decl of parsed.decls) {
     for (const root of declExpressions(decl)) {
       const deep = tooDeep(root);
       if (deep) {
@@ -134,7 +134,7 @@ function parseUnchecked(path: string, text: string): ParseResult {
       }
     }
   }
-  diagnostics.push(...ast.diagnostics);
-  const file: PolicyFile = { kind: 'file', path, decls: ast.decls, comments: lexed.comments, span: fileSpan(path, text) };
+  diagnostics.push(...parsed.diagnostics);
+  const file: PolicyFile = { kind: 'file', path, decls: parsed.decls, comments: lexed.comments, span: fileSpan(path, text) };
   return { file, diagnostics: sortDiagnostics(diagnostics) };
 }

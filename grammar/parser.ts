@@ -1,13 +1,16 @@
-// The .agp parser: one Chevrotain CstParser with error recovery, reused for every file
-// (`parser.input = tokens` resets it), plus the syntax-error messages users read.
-import { CstParser, EOF, tokenMatcher } from 'chevrotain';
-import type { CstNode, IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+// The .agp parser: one Chevrotain EmbeddedActionsParser with error recovery, reused for
+// every file (`parser.input = tokens` resets it), which builds the AST directly through
+// grammar/to-ast.ts; plus the token pre-scan for nesting limits and the syntax-error
+// messages users read.
+import { EmbeddedActionsParser, EOF, tokenMatcher } from 'chevrotain';
+import type { IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+import type * as A from './ast.js';
 import * as T from './lexer.js';
+import { AstBuilder } from './to-ast.js';
+import type { Expectation } from './to-ast.js';
 
 /** Prefix operators and brackets may nest this deep (checked on tokens before parsing). */
 export const MAX_NESTING = 64;
-/** An expression tree (every operator of a chain is a level) may be this deep. */
-export const MAX_EXPRESSION_DEPTH = 256;
 /** Backstop inside the parser: Chevrotain rule nesting that can only be reached if the
  *  token pre-scan missed something. Well below what overflows the JS stack. */
 const MAX_RULE_DEPTH = MAX_NESTING * 14 + 64;
@@ -23,8 +26,11 @@ export class NestingLimitError extends Error {
 
 /** What the current parse needs to explain bracket errors ("opened at 3:1"). */
 interface MessageContext {
+  /** The parser pads this array with EOF sentinels while it runs: use `count`. */
   tokens: IToken[];
-  offsets: number[];
+  count: number;
+  /** Start offsets, computed on the first error. */
+  offsets?: number[];
   /** For each token index i: the innermost bracket still open before token i, or -1. */
   openBefore: Int32Array;
   /** For each opening bracket: the bracket that encloses it, or -1. */
@@ -65,13 +71,14 @@ export function describeToken(t: IToken | undefined): string {
 }
 
 function tokenIndex(ctx: MessageContext, t: IToken): number {
-  if (t.tokenType === EOF || Number.isNaN(t.startOffset)) return ctx.tokens.length;
-  // binary search on start offsets
+  if (t.tokenType === EOF || Number.isNaN(t.startOffset)) return ctx.count;
+  ctx.offsets ??= ctx.tokens.slice(0, ctx.count).map((x) => x.startOffset);
+  const offsets = ctx.offsets;
   let lo = 0;
-  let hi = ctx.offsets.length;
+  let hi = offsets.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (ctx.offsets[mid]! < t.startOffset) lo = mid + 1;
+    if (offsets[mid]! < t.startOffset) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -98,9 +105,10 @@ function openerPhrase(expected: TokenType, actual: IToken, ruleName: string): st
   return ` to close the ${what} opened at ${at.startLine ?? 1}:${at.startColumn ?? 1}`;
 }
 
+/** Rules where an expression may just have ended, so `=` or a second comparison is a slip. */
 const EXPRESSION_RULES = new Set([
   'expression', 'orExpr', 'andExpr', 'notExpr', 'compareExpr', 'additiveExpr', 'multExpr', 'unaryExpr',
-  'postfixExpr', 'primary', 'letDecl', 'factor', 'outcome', 'policyDecl', 'forbidDecl',
+  'postfixExpr', 'primary', 'outcome', 'policyDecl', 'forbidDecl', 'riskDecl',
 ]);
 
 function hintFor(actual: IToken, ruleName: string): string {
@@ -109,6 +117,18 @@ function hintFor(actual: IToken, ruleName: string): string {
     return `${HINT}comparisons do not chain: combine them with \`and\`, or add parentheses`;
   return '';
 }
+
+/** What may come before the `}` of each block, for "expected X or `}`" messages. */
+const BLOCK_ITEMS: Record<string, string> = {
+  schemaDecl: 'a field',
+  recordType: 'a field',
+  riskDecl: 'a risk factor',
+  policyDecl: 'an outcome (`permit`, `deny` or `escalate`)',
+  forbidDecl: '`because`',
+  testDecl: 'a test item',
+  recordLit: 'a field',
+  matchExpr: 'an arm',
+};
 
 const DECLARATION = 'a declaration (`schema`, `let`, `risk`, `policy`, `forbid` or `test`)';
 
@@ -121,14 +141,24 @@ const NO_VIABLE: Record<string, string> = {
   matchArm: 'a match label (a name, a string, `true` or `false`)',
 };
 
+function notAllInput(t: IToken): string {
+  const hint = tokenMatcher(t, T.RBrace)
+    ? `${HINT}this \`}\` closes nothing; remove it`
+    : tokenMatcher(t, T.CompareOperator)
+      ? `${HINT}comparisons do not chain: combine them with \`and\`, or add parentheses`
+      : '';
+  return `expected ${DECLARATION}, found ${describeToken(t)}${hint}`;
+}
+
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual, ruleName }) {
-    const name = expected.LABEL ?? expected.name;
+    if (expected === EOF) return notAllInput(actual);
+    const item = expected === T.RBrace ? BLOCK_ITEMS[ruleName] : undefined;
+    const name = item ? `${item} or \`}\`` : expected.LABEL ?? expected.name;
     return `expected ${name}${openerPhrase(expected, actual, ruleName)}, found ${describeToken(actual)}${hintFor(actual, ruleName)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
-    const hint = tokenMatcher(firstRedundant, T.RBrace) ? `${HINT}this \`}\` closes nothing; remove it` : '';
-    return `expected ${DECLARATION}, found ${describeToken(firstRedundant)}${hint}`;
+    return notAllInput(firstRedundant);
   },
   buildNoViableAltMessage({ actual, ruleName }) {
     const what = NO_VIABLE[ruleName] ?? 'an expression';
@@ -141,440 +171,639 @@ const messages: IParserErrorMessageProvider = {
 
 // ---------------------------------------------------------------- grammar
 
-class AgpParser extends CstParser {
+type Rule<R> = (idx?: number) => R;
+
+class AgpParser extends EmbeddedActionsParser {
+  /** The AST builder of the parse in progress. */
+  b: AstBuilder = new AstBuilder('');
+
   constructor() {
     super(T.ALL_TOKENS, {
       recoveryEnabled: true,
       maxLookahead: 3,
-      nodeLocationTracking: 'full',
       errorMessageProvider: messages,
     });
     this.performSelfAnalysis();
   }
 
   private guardDepth(): void {
-    const depth = (this as unknown as { RULE_STACK_IDX?: number }).RULE_STACK_IDX ?? 0;
-    if (depth > MAX_RULE_DEPTH) throw new NestingLimitError(this.LA(1));
+    this.ACTION(() => {
+      const depth = (this as unknown as { RULE_STACK_IDX?: number }).RULE_STACK_IDX ?? 0;
+      if (depth > MAX_RULE_DEPTH) throw new NestingLimitError(this.LA(1));
+    });
   }
 
-  file = this.RULE('file', () => {
-    this.MANY(() => this.SUBRULE(this.declaration));
+  private readonly errorValue = (e: IRecognitionException): A.Expr => this.b.errorExpr(e.token);
+  private readonly nothing = (): undefined => undefined;
+
+  /** Declarations parsed so far: kept here so that a recovery in `file` loses none. */
+  decls: A.Decl[] = [];
+
+  file: Rule<void> = this.RULE('file', () => {
+    this.MANY(() => {
+      const d = this.SUBRULE(this.declaration);
+      this.ACTION(() => d && this.decls.push(d));
+    });
   });
 
-  declaration = this.RULE('declaration', () => {
-    this.OR([
-      { ALT: () => this.SUBRULE(this.schemaDecl) },
-      { ALT: () => this.SUBRULE(this.letDecl) },
-      { ALT: () => this.SUBRULE(this.riskDecl) },
-      { ALT: () => this.SUBRULE(this.policyDecl) },
-      { ALT: () => this.SUBRULE(this.forbidDecl) },
-      { ALT: () => this.SUBRULE(this.testDecl) },
-    ]);
-  });
+  declaration: Rule<A.Decl | undefined> = this.RULE(
+    'declaration',
+    () =>
+      this.OR<A.Decl | undefined>([
+        { ALT: () => this.SUBRULE(this.schemaDecl) },
+        { ALT: () => this.SUBRULE(this.letDecl) },
+        { ALT: () => this.SUBRULE(this.riskDecl) },
+        { ALT: () => this.SUBRULE(this.policyDecl) },
+        { ALT: () => this.SUBRULE(this.forbidDecl) },
+        { ALT: () => this.SUBRULE(this.testDecl) },
+      ]),
+    { recoveryValueFunc: this.nothing },
+  );
 
-  schemaDecl = this.RULE('schemaDecl', () => {
-    this.CONSUME(T.Schema);
+  schemaDecl: Rule<A.SchemaDecl> = this.RULE('schemaDecl', () => {
+    const kw = this.CONSUME(T.Schema);
     this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.field));
-    this.CONSUME(T.RBrace);
+    const roots: A.SchemaField[] = [];
+    this.MANY(() => {
+      const f = this.SUBRULE(this.field);
+      this.ACTION(() => f && roots.push(f));
+    });
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'schema' as const, roots, span: this.b.range(kw, close) }));
   });
 
-  field = this.RULE('field', () => {
-    this.CONSUME(T.AnyName, { LABEL: 'name' });
-    this.OPTION(() => this.CONSUME(T.Question));
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Colon);
-          this.SUBRULE(this.typeExpr);
+  field: Rule<A.SchemaField | undefined> = this.RULE(
+    'field',
+    (): A.SchemaField | undefined => {
+      const name = this.CONSUME(T.AnyName);
+      const question = this.OPTION(() => this.CONSUME(T.Question));
+      const type = this.OR<A.TypeExpr>([
+        {
+          ALT: () => {
+            this.CONSUME(T.Colon);
+            return this.SUBRULE(this.typeExpr);
+          },
         },
-      },
-      { ALT: () => this.SUBRULE(this.recordType) },
-    ]);
-    this.OPTION2(() => this.CONSUME(T.Comma));
-  });
+        { ALT: () => this.SUBRULE(this.recordType) },
+      ]);
+      this.OPTION2(() => this.CONSUME(T.Comma));
+      return this.ACTION(() => this.b.field(name, question, type));
+    },
+    { recoveryValueFunc: this.nothing },
+  );
 
-  typeExpr = this.RULE('typeExpr', () => {
+  typeExpr: Rule<A.TypeExpr> = this.RULE('typeExpr', () => {
     this.guardDepth();
-    this.OR([
+    return this.OR<A.TypeExpr>([
       { ALT: () => this.SUBRULE(this.recordType) },
       {
         ALT: () => {
-          this.CONSUME(T.Identifier);
+          const id = this.CONSUME(T.Identifier);
+          const args: A.TypeExpr[] = [];
+          let less: IToken | undefined;
+          let close: IToken | undefined;
           this.OPTION(() => {
-            this.CONSUME(T.Less);
-            this.SUBRULE(this.typeExpr, { LABEL: 'args' });
+            less = this.CONSUME(T.Less);
+            const first = this.SUBRULE(this.typeExpr);
+            this.ACTION(() => args.push(first));
             this.MANY(() => {
               this.CONSUME(T.Comma);
-              this.SUBRULE2(this.typeExpr, { LABEL: 'args' });
+              const next = this.SUBRULE2(this.typeExpr);
+              this.ACTION(() => args.push(next));
             });
-            this.CONSUME(T.Greater);
+            close = this.CONSUME(T.Greater);
           });
+          return this.ACTION(() => this.b.typeName(id, less, args, close));
         },
       },
     ]);
   });
 
-  recordType = this.RULE('recordType', () => {
-    this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.field));
-    this.CONSUME(T.RBrace);
+  recordType: Rule<A.RecordType> = this.RULE('recordType', () => {
+    const open = this.CONSUME(T.LBrace);
+    const fields: A.SchemaField[] = [];
+    this.MANY(() => {
+      const f = this.SUBRULE(this.field);
+      this.ACTION(() => f && fields.push(f));
+    });
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'type_record' as const, fields, span: this.b.range(open, close) }));
   });
 
-  letDecl = this.RULE('letDecl', () => {
-    this.CONSUME(T.Let);
-    this.CONSUME(T.Identifier);
+  letDecl: Rule<A.LetDecl> = this.RULE('letDecl', () => {
+    const kw = this.CONSUME(T.Let);
+    const name = this.CONSUME(T.Identifier);
     this.CONSUME(T.Equals);
-    this.SUBRULE(this.expression);
+    const value = this.SUBRULE(this.expression);
+    return this.ACTION(() => ({
+      kind: 'let' as const,
+      name: this.b.name(name),
+      nameSpan: this.b.span(name),
+      value,
+      span: this.b.range(kw, value.span),
+    }));
   });
 
-  riskDecl = this.RULE('riskDecl', () => {
-    this.CONSUME(T.Risk);
+  riskDecl: Rule<A.RiskDecl> = this.RULE('riskDecl', () => {
+    const kw = this.CONSUME(T.Risk);
     this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.factor));
-    this.CONSUME(T.RBrace);
-  });
-
-  factor = this.RULE('factor', () => {
-    this.CONSUME(T.Identifier);
-    this.CONSUME(T.Colon);
-    this.SUBRULE(this.expression, { LABEL: 'value' });
-    this.OPTION(() => {
-      this.CONSUME(T.If);
-      this.SUBRULE2(this.expression, { LABEL: 'condition' });
+    const factors: A.RiskFactorDecl[] = [];
+    this.MANY(() => {
+      const f = this.SUBRULE(this.factor);
+      this.ACTION(() => f && factors.push(f));
     });
-    this.OPTION2(() => this.CONSUME(T.Comma));
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'risk' as const, factors, span: this.b.range(kw, close) }));
   });
 
-  policyDecl = this.RULE('policyDecl', () => {
-    this.CONSUME(T.Policy);
-    this.CONSUME(T.Identifier);
-    this.OPTION(() => this.CONSUME(T.StringLiteral));
-    this.CONSUME(T.LBrace);
-    this.OPTION2(() => {
+  factor: Rule<A.RiskFactorDecl | undefined> = this.RULE(
+    'factor',
+    (): A.RiskFactorDecl | undefined => {
+      const name = this.CONSUME(T.Identifier);
+      this.CONSUME(T.Colon);
+      const value = this.SUBRULE(this.expression);
+      const condition = this.OPTION(() => {
+        this.CONSUME(T.If);
+        return this.SUBRULE2(this.expression);
+      });
+      this.OPTION2(() => this.CONSUME(T.Comma));
+      return this.ACTION(() => {
+        const nameSpan = this.b.span(name);
+        return {
+          kind: 'factor' as const,
+          name: this.b.name(name),
+          nameSpan,
+          value,
+          condition: condition ?? null,
+          span: this.b.range(nameSpan, (condition ?? value).span),
+        };
+      });
+    },
+    { recoveryValueFunc: this.nothing },
+  );
+
+  /** `[on expr] [when expr]` at the start of a policy or forbid body. */
+  private onWhen(): { target: A.Expr | null; when: A.Expr | null } {
+    const target = this.OPTION7(() => {
       this.CONSUME(T.On);
-      this.SUBRULE(this.expression, { LABEL: 'target' });
+      return this.SUBRULE7(this.expression);
     });
-    this.OPTION3(() => {
+    const when = this.OPTION8(() => {
       this.CONSUME(T.When);
-      this.SUBRULE2(this.expression, { LABEL: 'when' });
+      return this.SUBRULE8(this.expression);
     });
-    this.MANY(() => this.SUBRULE(this.outcome));
-    this.CONSUME(T.RBrace);
-  });
+    return { target: target ?? null, when: when ?? null };
+  }
 
-  outcome = this.RULE('outcome', () => {
-    this.CONSUME(T.Effect);
-    this.OPTION(() => {
-      this.CONSUME(T.If);
-      this.SUBRULE(this.expression);
-    });
-    this.OPTION2(() => {
-      this.CONSUME(T.With);
-      this.SUBRULE(this.recordLit);
-    });
-    this.OPTION3(() => {
-      this.CONSUME(T.Because);
-      this.CONSUME(T.StringLiteral);
-    });
-  });
-
-  forbidDecl = this.RULE('forbidDecl', () => {
-    this.CONSUME(T.Forbid);
-    this.CONSUME(T.Identifier);
-    this.OPTION(() => this.CONSUME(T.StringLiteral, { LABEL: 'description' }));
+  policyDecl: Rule<A.PolicyDecl> = this.RULE('policyDecl', () => {
+    const kw = this.CONSUME(T.Policy);
+    const name = this.CONSUME(T.Identifier);
+    const desc = this.OPTION(() => this.CONSUME(T.StringLiteral));
     this.CONSUME(T.LBrace);
-    this.OPTION2(() => {
-      this.CONSUME(T.On);
-      this.SUBRULE(this.expression, { LABEL: 'target' });
+    const { target, when } = this.onWhen();
+    const outcomes: A.Outcome[] = [];
+    this.MANY(() => {
+      const o = this.SUBRULE(this.outcome);
+      this.ACTION(() => o && outcomes.push(o));
     });
-    this.OPTION3(() => {
-      this.CONSUME(T.When);
-      this.SUBRULE2(this.expression, { LABEL: 'when' });
-    });
-    this.OPTION4(() => {
-      this.CONSUME(T.Because);
-      this.CONSUME2(T.StringLiteral, { LABEL: 'reason' });
-    });
-    this.CONSUME(T.RBrace);
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => this.b.policy(kw, name, desc, target, when, outcomes, close));
   });
 
-  testDecl = this.RULE('testDecl', () => {
-    this.CONSUME(T.Test);
-    this.CONSUME(T.StringLiteral);
+  outcome: Rule<A.Outcome | undefined> = this.RULE(
+    'outcome',
+    (): A.Outcome | undefined => {
+      const effect = this.CONSUME(T.Effect);
+      const condition = this.OPTION(() => {
+        this.CONSUME(T.If);
+        return this.SUBRULE(this.expression);
+      });
+      const obligations = this.OPTION2(() => {
+        this.CONSUME(T.With);
+        return this.SUBRULE(this.recordLit);
+      });
+      const reason = this.OPTION3(() => {
+        this.CONSUME(T.Because);
+        return this.CONSUME(T.StringLiteral);
+      });
+      return this.ACTION(() => {
+        const start = this.b.span(effect);
+        const end = reason ? this.b.span(reason) : (obligations ?? condition)?.span ?? start;
+        return {
+          kind: 'outcome' as const,
+          effect: (effect.image || 'deny') as A.Effect,
+          condition: condition ?? null,
+          obligations: obligations ?? null,
+          reason: reason ? this.b.stringLit(reason) : null,
+          span: this.b.range(start, end),
+        };
+      });
+    },
+    { recoveryValueFunc: this.nothing },
+  );
+
+  forbidDecl: Rule<A.PolicyDecl> = this.RULE('forbidDecl', () => {
+    const kw = this.CONSUME(T.Forbid);
+    const name = this.CONSUME(T.Identifier);
+    const desc = this.OPTION(() => this.CONSUME(T.StringLiteral));
     this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.testItem));
-    this.CONSUME(T.RBrace);
+    const { target, when } = this.onWhen();
+    const reason = this.OPTION4(() => {
+      this.CONSUME(T.Because);
+      return this.CONSUME2(T.StringLiteral);
+    });
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => this.b.forbid(kw, name, desc, target, when, reason, close));
   });
 
-  testItem = this.RULE('testItem', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Expect);
-          this.SUBRULE(this.expectation);
-        },
-      },
-      {
-        ALT: () => {
-          this.CONSUME(T.Identifier);
-          this.OR2([
-            { ALT: () => this.SUBRULE(this.recordLit) },
-            { ALT: () => this.CONSUME(T.StringLiteral) },
-          ]);
-        },
-      },
-    ]);
+  testDecl: Rule<A.TestDecl> = this.RULE('testDecl', () => {
+    const kw = this.CONSUME(T.Test);
+    const name = this.CONSUME(T.StringLiteral);
+    this.CONSUME(T.LBrace);
+    const items: A.TestItem[] = [];
+    this.MANY(() => {
+      const i = this.SUBRULE(this.testItem);
+      this.ACTION(() => i && items.push(i));
+    });
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'test' as const, name: this.b.stringLit(name), items, span: this.b.range(kw, close) }));
   });
 
-  expectation = this.RULE('expectation', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Effect);
-          this.OPTION(() => {
-            this.CONSUME(T.With);
-            this.SUBRULE(this.recordLit);
-          });
+  testItem: Rule<A.TestItem | undefined> = this.RULE(
+    'testItem',
+    () =>
+      this.OR<A.TestItem | undefined>([
+        {
+          ALT: () => {
+            const kw = this.CONSUME(T.Expect);
+            const e = this.SUBRULE(this.expectation);
+            return this.ACTION(() => this.b.expectation(kw, e));
+          },
         },
-      },
-      {
-        ALT: () => {
-          this.CONSUME(T.Risk);
-          this.CONSUME(T.NumericCompare);
-          this.SUBRULE(this.signedNumber);
+        {
+          ALT: () => {
+            const id = this.CONSUME(T.Identifier);
+            let record: A.RecordLit | undefined;
+            let str: IToken | undefined;
+            this.OR2([
+              { ALT: () => (record = this.SUBRULE(this.recordLit)) },
+              { ALT: () => (str = this.CONSUME(T.StringLiteral)) },
+            ]);
+            return this.ACTION(() => this.b.testItem(id, record, str));
+          },
         },
-      },
-      {
-        ALT: () => {
-          this.CONSUME(T.Policy);
-          this.CONSUME(T.Identifier, { LABEL: 'names' });
+      ]),
+    { recoveryValueFunc: this.nothing },
+  );
+
+  expectation: Rule<Expectation | undefined> = this.RULE(
+    'expectation',
+    () =>
+      this.OR<Expectation | undefined>([
+        {
+          ALT: () => {
+            const effect = this.CONSUME(T.Effect);
+            const obligations = this.OPTION(() => {
+              this.CONSUME(T.With);
+              return this.SUBRULE(this.recordLit);
+            });
+            return { kind: 'effect', effect, obligations };
+          },
         },
-      },
-      {
-        ALT: () => {
-          this.CONSUME2(T.Identifier, { LABEL: 'what' });
-          this.OR2([
-            {
-              ALT: () => {
-                this.CONSUME3(T.Identifier, { LABEL: 'names' });
-                this.CONSUME2(T.NumericCompare);
-                this.SUBRULE2(this.signedNumber);
+        {
+          ALT: () => {
+            this.CONSUME(T.Risk);
+            const op = this.CONSUME(T.NumericCompare);
+            const value = this.SUBRULE(this.signedNumber);
+            return { kind: 'risk', op, value };
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(T.Policy);
+            return { kind: 'policy', name: this.CONSUME(T.Identifier) };
+          },
+        },
+        {
+          ALT: () => {
+            const what = this.CONSUME2(T.Identifier);
+            return this.OR2<Expectation>([
+              {
+                ALT: () => {
+                  const name = this.CONSUME3(T.Identifier);
+                  const op = this.CONSUME2(T.NumericCompare);
+                  const value = this.SUBRULE2(this.signedNumber);
+                  return { kind: 'factor', what, name, op, value };
+                },
               },
-            },
-            {
-              ALT: () => {
-                this.CONSUME(T.LBracket);
-                this.CONSUME4(T.Identifier, { LABEL: 'names' });
-                this.MANY(() => {
-                  this.CONSUME(T.Comma);
-                  this.CONSUME5(T.Identifier, { LABEL: 'names' });
-                });
-                this.CONSUME(T.RBracket);
+              {
+                ALT: () => {
+                  this.CONSUME(T.LBracket);
+                  const names = [this.CONSUME4(T.Identifier)];
+                  this.MANY(() => {
+                    this.CONSUME(T.Comma);
+                    names.push(this.CONSUME5(T.Identifier));
+                  });
+                  const close = this.CONSUME(T.RBracket);
+                  return { kind: 'policies', what, names, close };
+                },
               },
-            },
-            { ALT: () => this.CONSUME(T.StringLiteral) },
-          ]);
+              { ALT: () => ({ kind: 'reason', what, value: this.CONSUME(T.StringLiteral) }) },
+            ]);
+          },
         },
-      },
-    ]);
-  });
+      ]),
+    { recoveryValueFunc: this.nothing },
+  );
 
-  signedNumber = this.RULE('signedNumber', () => {
-    this.OPTION(() => this.CONSUME(T.Minus));
-    this.CONSUME(T.NumberLiteral);
+  signedNumber: Rule<A.NumberLit> = this.RULE('signedNumber', () => {
+    const minus = this.OPTION(() => this.CONSUME(T.Minus));
+    const num = this.CONSUME(T.NumberLiteral);
+    return this.ACTION(() => this.b.signedNumber(minus, num));
   });
 
   // ------------------------------------------------------------ expressions
 
-  expression = this.RULE('expression', () => {
-    this.guardDepth();
-    this.SUBRULE(this.orExpr);
-  });
+  expression: Rule<A.Expr> = this.RULE(
+    'expression',
+    () => {
+      this.guardDepth();
+      return this.SUBRULE(this.orExpr);
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  orExpr = this.RULE('orExpr', () => {
-    this.SUBRULE(this.andExpr, { LABEL: 'operands' });
-    this.MANY(() => {
-      this.CONSUME(T.Or, { LABEL: 'op' });
-      this.SUBRULE2(this.andExpr, { LABEL: 'operands' });
-    });
-  });
+  orExpr: Rule<A.Expr> = this.RULE(
+    'orExpr',
+    () => {
+      let left = this.SUBRULE(this.andExpr);
+      this.MANY(() => {
+        const op = this.CONSUME(T.Or);
+        const right = this.SUBRULE2(this.andExpr);
+        left = this.ACTION(() => this.b.binary(op, left, right));
+      });
+      return left;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  andExpr = this.RULE('andExpr', () => {
-    this.SUBRULE(this.notExpr, { LABEL: 'operands' });
-    this.MANY(() => {
-      this.CONSUME(T.And, { LABEL: 'op' });
-      this.SUBRULE2(this.notExpr, { LABEL: 'operands' });
-    });
-  });
+  andExpr: Rule<A.Expr> = this.RULE(
+    'andExpr',
+    () => {
+      let left = this.SUBRULE(this.notExpr);
+      this.MANY(() => {
+        const op = this.CONSUME(T.And);
+        const right = this.SUBRULE2(this.notExpr);
+        left = this.ACTION(() => this.b.binary(op, left, right));
+      });
+      return left;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  notExpr = this.RULE('notExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Not);
-          this.SUBRULE(this.notExpr);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.compareExpr) },
-    ]);
-  });
-
-  compareExpr = this.RULE('compareExpr', () => {
-    this.SUBRULE(this.additiveExpr, { LABEL: 'operands' });
-    this.OPTION(() => {
-      this.OR([
+  notExpr: Rule<A.Expr> = this.RULE(
+    'notExpr',
+    () =>
+      this.OR<A.Expr>([
         {
           ALT: () => {
-            this.CONSUME(T.CompareOperator, { LABEL: 'op' });
-            this.SUBRULE2(this.additiveExpr, { LABEL: 'operands' });
+            const op = this.CONSUME(T.Not);
+            const arg = this.SUBRULE(this.notExpr);
+            return this.ACTION(() => this.b.unary(op, arg));
           },
         },
+        { ALT: () => this.SUBRULE(this.compareExpr) },
+      ]),
+    { recoveryValueFunc: this.errorValue },
+  );
+
+  compareExpr: Rule<A.Expr> = this.RULE(
+    'compareExpr',
+    () => {
+      let left = this.SUBRULE(this.additiveExpr);
+      this.OPTION(() => {
+        this.OR([
+          {
+            ALT: () => {
+              const op = this.CONSUME(T.CompareOperator);
+              const right = this.SUBRULE2(this.additiveExpr);
+              left = this.ACTION(() => this.b.binary(op, left, right));
+            },
+          },
+          {
+            ALT: () => {
+              this.CONSUME(T.Has);
+              const name = this.CONSUME(T.AnyName);
+              left = this.ACTION(() => this.b.has(left, name));
+            },
+          },
+        ]);
+      });
+      return left;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
+
+  additiveExpr: Rule<A.Expr> = this.RULE(
+    'additiveExpr',
+    () => {
+      let left = this.SUBRULE(this.multExpr);
+      this.MANY(() => {
+        const op = this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
+        const right = this.SUBRULE2(this.multExpr);
+        left = this.ACTION(() => this.b.binary(op, left, right));
+      });
+      return left;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
+
+  multExpr: Rule<A.Expr> = this.RULE(
+    'multExpr',
+    () => {
+      let left = this.SUBRULE(this.unaryExpr);
+      this.MANY(() => {
+        const op = this.OR([
+          { ALT: () => this.CONSUME(T.Star) },
+          { ALT: () => this.CONSUME(T.Slash) },
+          { ALT: () => this.CONSUME(T.Percent) },
+        ]);
+        const right = this.SUBRULE2(this.unaryExpr);
+        left = this.ACTION(() => this.b.binary(op, left, right));
+      });
+      return left;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
+
+  unaryExpr: Rule<A.Expr> = this.RULE(
+    'unaryExpr',
+    () =>
+      this.OR<A.Expr>([
         {
           ALT: () => {
-            this.CONSUME(T.Has);
-            this.CONSUME(T.AnyName, { LABEL: 'name' });
+            const op = this.CONSUME(T.Minus);
+            const arg = this.SUBRULE(this.unaryExpr);
+            return this.ACTION(() => this.b.unary(op, arg));
           },
         },
-      ]);
-    });
-  });
+        { ALT: () => this.SUBRULE(this.postfixExpr) },
+      ]),
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  additiveExpr = this.RULE('additiveExpr', () => {
-    this.SUBRULE(this.multExpr, { LABEL: 'operands' });
-    this.MANY(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.Plus, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Minus, { LABEL: 'op' }) },
-      ]);
-      this.SUBRULE2(this.multExpr, { LABEL: 'operands' });
-    });
-  });
+  postfixExpr: Rule<A.Expr> = this.RULE(
+    'postfixExpr',
+    () => {
+      let e = this.SUBRULE(this.primary);
+      this.MANY(() => {
+        this.CONSUME(T.Dot);
+        const name = this.CONSUME(T.AnyName);
+        e = this.ACTION(() => this.b.member(e, name));
+      });
+      return e;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  multExpr = this.RULE('multExpr', () => {
-    this.SUBRULE(this.unaryExpr, { LABEL: 'operands' });
-    this.MANY(() => {
-      this.OR([
-        { ALT: () => this.CONSUME(T.Star, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Slash, { LABEL: 'op' }) },
-        { ALT: () => this.CONSUME(T.Percent, { LABEL: 'op' }) },
-      ]);
-      this.SUBRULE2(this.unaryExpr, { LABEL: 'operands' });
-    });
-  });
-
-  unaryExpr = this.RULE('unaryExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Minus);
-          this.SUBRULE(this.unaryExpr);
+  primary: Rule<A.Expr> = this.RULE(
+    'primary',
+    () =>
+      this.OR<A.Expr>([
+        { ALT: () => this.literal(this.CONSUME(T.StringLiteral)) },
+        { ALT: () => this.literal(this.CONSUME(T.NumberLiteral)) },
+        { ALT: () => this.literal(this.CONSUME(T.VersionLiteral)) },
+        { ALT: () => this.literal(this.CONSUME(T.DurationLiteral)) },
+        { ALT: () => this.literal(this.CONSUME(T.True)) },
+        { ALT: () => this.literal(this.CONSUME(T.False)) },
+        { ALT: () => this.literal(this.CONSUME(T.Risk)) },
+        { ALT: () => this.literal(this.CONSUME(T.Granted)) },
+        {
+          ALT: () => {
+            const id = this.CONSUME(T.Identifier);
+            const call = this.OPTION(() => this.SUBRULE(this.callArgs));
+            return this.ACTION(() => this.b.nameOrCall(id, call));
+          },
         },
-      },
-      { ALT: () => this.SUBRULE(this.postfixExpr) },
-    ]);
-  });
+        { ALT: () => this.SUBRULE(this.listLit) },
+        { ALT: () => this.SUBRULE(this.recordLit) },
+        { ALT: () => this.SUBRULE(this.matchExpr) },
+        { ALT: () => this.SUBRULE(this.parenExpr) },
+      ]),
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  postfixExpr = this.RULE('postfixExpr', () => {
-    this.SUBRULE(this.primary);
-    this.MANY(() => {
-      this.CONSUME(T.Dot);
-      this.CONSUME(T.AnyName, { LABEL: 'names' });
-    });
-  });
+  private literal(t: IToken): A.Expr {
+    return this.ACTION(() => this.b.literal(t));
+  }
 
-  primary = this.RULE('primary', () => {
-    this.OR([
-      { ALT: () => this.CONSUME(T.StringLiteral) },
-      { ALT: () => this.CONSUME(T.NumberLiteral) },
-      { ALT: () => this.CONSUME(T.VersionLiteral) },
-      { ALT: () => this.CONSUME(T.DurationLiteral) },
-      { ALT: () => this.CONSUME(T.True) },
-      { ALT: () => this.CONSUME(T.False) },
-      { ALT: () => this.CONSUME(T.Risk) },
-      { ALT: () => this.CONSUME(T.Granted) },
-      {
-        ALT: () => {
-          this.CONSUME(T.Identifier);
-          this.OPTION(() => this.SUBRULE(this.callArgs));
-        },
-      },
-      { ALT: () => this.SUBRULE(this.listLit) },
-      { ALT: () => this.SUBRULE(this.recordLit) },
-      { ALT: () => this.SUBRULE(this.matchExpr) },
-      { ALT: () => this.SUBRULE(this.parenExpr) },
-    ]);
-  });
-
-  callArgs = this.RULE('callArgs', () => {
+  callArgs: Rule<{ args: A.Expr[]; close: IToken }> = this.RULE('callArgs', () => {
     this.CONSUME(T.LParen);
+    const args: A.Expr[] = [];
     this.OPTION(() => {
-      this.SUBRULE(this.expression, { LABEL: 'args' });
+      args.push(this.SUBRULE(this.expression));
       this.MANY(() => {
         this.CONSUME(T.Comma);
-        this.SUBRULE2(this.expression, { LABEL: 'args' });
+        args.push(this.SUBRULE2(this.expression));
       });
     });
-    this.CONSUME(T.RParen);
+    const close = this.CONSUME(T.RParen);
+    return { args, close };
   });
 
-  listLit = this.RULE('listLit', () => {
-    this.CONSUME(T.LBracket);
-    this.OPTION(() => {
-      this.SUBRULE(this.expression, { LABEL: 'items' });
-      this.MANY(() => {
-        this.CONSUME(T.Comma);
-        this.SUBRULE2(this.expression, { LABEL: 'items' });
+  listLit: Rule<A.Expr> = this.RULE(
+    'listLit',
+    (): A.Expr => {
+      const open = this.CONSUME(T.LBracket);
+      const items: A.Expr[] = [];
+      this.OPTION(() => {
+        items.push(this.SUBRULE(this.expression));
+        this.MANY(() => {
+          this.CONSUME(T.Comma);
+          items.push(this.SUBRULE2(this.expression));
+        });
+        this.OPTION2(() => this.CONSUME2(T.Comma));
       });
-      this.OPTION2(() => this.CONSUME2(T.Comma));
+      const close = this.CONSUME(T.RBracket);
+      return this.ACTION(() => ({ kind: 'list' as const, items, span: this.b.range(open, close) }));
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
+
+  recordLit: Rule<A.RecordLit> = this.RULE('recordLit', () => {
+    const open = this.CONSUME(T.LBrace);
+    const fields: A.RecordField[] = [];
+    this.MANY(() => {
+      const f = this.SUBRULE(this.recordField);
+      this.ACTION(() => f && fields.push(f));
     });
-    this.CONSUME(T.RBracket);
+    const close = this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'record' as const, fields, span: this.b.range(open, close) }));
   });
 
-  recordLit = this.RULE('recordLit', () => {
-    this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.recordField));
-    this.CONSUME(T.RBrace);
-  });
-
-  recordField = this.RULE('recordField', () => {
-    this.CONSUME(T.AnyName, { LABEL: 'name' });
-    this.CONSUME(T.Colon);
-    this.SUBRULE(this.expression);
-    this.OPTION(() => this.CONSUME(T.Comma));
-  });
-
-  matchExpr = this.RULE('matchExpr', () => {
-    this.CONSUME(T.Match);
-    this.SUBRULE(this.expression, { LABEL: 'subject' });
-    this.CONSUME(T.LBrace);
-    this.MANY(() => this.SUBRULE(this.matchArm));
-    this.OPTION(() => {
-      this.CONSUME(T.Else);
+  recordField: Rule<A.RecordField | undefined> = this.RULE(
+    'recordField',
+    (): A.RecordField | undefined => {
+      const name = this.CONSUME(T.AnyName);
       this.CONSUME(T.Colon);
-      this.SUBRULE2(this.expression, { LABEL: 'otherwise' });
-      this.OPTION2(() => this.CONSUME(T.Comma));
-    });
-    this.CONSUME(T.RBrace);
-  });
+      const value = this.SUBRULE(this.expression);
+      this.OPTION(() => this.CONSUME(T.Comma));
+      return this.ACTION(() => this.b.recordField(name, value));
+    },
+    { recoveryValueFunc: this.nothing },
+  );
 
-  matchArm = this.RULE('matchArm', () => {
-    this.OR([
-      { ALT: () => this.CONSUME(T.Identifier, { LABEL: 'label' }) },
-      { ALT: () => this.CONSUME(T.StringLiteral, { LABEL: 'label' }) },
-      { ALT: () => this.CONSUME(T.True, { LABEL: 'label' }) },
-      { ALT: () => this.CONSUME(T.False, { LABEL: 'label' }) },
-    ]);
-    this.CONSUME(T.Colon);
-    this.SUBRULE(this.expression);
-    this.OPTION(() => this.CONSUME(T.Comma));
-  });
+  matchExpr: Rule<A.Expr> = this.RULE(
+    'matchExpr',
+    (): A.Expr => {
+      const kw = this.CONSUME(T.Match);
+      const subject = this.SUBRULE(this.expression);
+      this.CONSUME(T.LBrace);
+      const arms: A.MatchArm[] = [];
+      this.MANY(() => {
+        const a = this.SUBRULE(this.matchArm);
+        this.ACTION(() => a && arms.push(a));
+      });
+      const otherwise = this.OPTION(() => {
+        this.CONSUME(T.Else);
+        this.CONSUME(T.Colon);
+        const e = this.SUBRULE2(this.expression);
+        this.OPTION2(() => this.CONSUME(T.Comma));
+        return e;
+      });
+      const close = this.CONSUME(T.RBrace);
+      return this.ACTION(() => ({ kind: 'match' as const, subject, arms, otherwise: otherwise ?? null, span: this.b.range(kw, close) }));
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 
-  parenExpr = this.RULE('parenExpr', () => {
-    this.CONSUME(T.LParen);
-    this.SUBRULE(this.expression);
-    this.CONSUME(T.RParen);
-  });
+  matchArm: Rule<A.MatchArm | undefined> = this.RULE(
+    'matchArm',
+    (): A.MatchArm | undefined => {
+      const label = this.OR([
+        { ALT: () => this.CONSUME(T.Identifier) },
+        { ALT: () => this.CONSUME(T.StringLiteral) },
+        { ALT: () => this.CONSUME(T.True) },
+        { ALT: () => this.CONSUME(T.False) },
+      ]);
+      this.CONSUME(T.Colon);
+      const value = this.SUBRULE(this.expression);
+      this.OPTION(() => this.CONSUME(T.Comma));
+      return this.ACTION(() => this.b.matchArm(label, value));
+    },
+    { recoveryValueFunc: this.nothing },
+  );
+
+  parenExpr: Rule<A.Expr> = this.RULE(
+    'parenExpr',
+    () => {
+      this.CONSUME(T.LParen);
+      const e = this.SUBRULE(this.expression);
+      this.CONSUME(T.RParen);
+      return e;
+    },
+    { recoveryValueFunc: this.errorValue },
+  );
 }
 
 const parser = new AgpParser();
@@ -668,9 +897,11 @@ function afterDot(tokens: readonly IToken[], i: number): boolean {
 
 // ---------------------------------------------------------------- parse
 
-export interface CstResult {
-  cst: CstNode;
+export interface ParsedTokens {
+  decls: A.Decl[];
   errors: IRecognitionException[];
+  /** Structural errors found while building the AST. */
+  diagnostics: import('../engine/diagnostics.js').Diagnostic[];
 }
 
 /** Splits a provider message into message and hint. */
@@ -679,21 +910,24 @@ export function splitMessage(message: string): { message: string; hint?: string 
   return i < 0 ? { message } : { message: message.slice(0, i), hint: message.slice(i + 1) };
 }
 
-/** Parses tokens into a CST; `scan` must come from `scanNesting(tokens)` without `tooDeep`.
- *  May throw `NestingLimitError` (the backstop). */
-export function parseTokens(tokens: IToken[], scan: NestingScan): CstResult {
-  current = {
-    tokens,
-    offsets: tokens.map((t) => t.startOffset),
-    openBefore: scan.openBefore,
-    parentOpen: scan.parentOpen,
-  };
+/** Parses tokens into declarations; `scan` must come from `scanNesting(tokens)` without
+ *  `tooDeep`. May throw `NestingLimitError` (the backstop). */
+export function parseTokens(file: string, tokens: IToken[], scan: NestingScan): ParsedTokens {
+  current = { tokens, count: tokens.length, openBefore: scan.openBefore, parentOpen: scan.parentOpen };
+  const b = new AstBuilder(file);
   try {
+    parser.b = b;
+    parser.decls = [];
     parser.input = tokens;
-    const cst = parser.file();
-    return { cst, errors: parser.errors };
+    parser.file();
+    const decls = parser.decls;
+    const errors = parser.errors;
+    const diagnostics = errors.length > 0 ? b.diagnostics : [...b.diagnostics, ...b.followUps];
+    return { decls, errors, diagnostics };
   } finally {
     current = null;
     parser.input = [];
+    parser.decls = [];
+    parser.b = new AstBuilder('');
   }
 }
