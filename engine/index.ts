@@ -1,6 +1,8 @@
-// The embedding API of the engine: build a policy set once, then validate and decide many
-// times. See docs/embedding.md.
+// The embedding API of the engine: load (parse, check, compile) a policy set once, then
+// validate and decide many times. See docs/embedding.md.
 
+export { loadPolicySet, policySetRevision } from './load.js';
+export type { LoadResult, PolicySource } from './load.js';
 export { createPolicySet } from './policy-set.js';
 export { compilePolicySet } from './compiler.js';
 export type { CompiledPolicySet, DecideFn } from './compiler.js';
