@@ -5,6 +5,7 @@
 import { EmbeddedActionsParser, EOF, tokenMatcher } from 'chevrotain';
 import type { IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
 import type * as A from './ast.js';
+import type { Diagnostic } from '../engine/diagnostics.js';
 import * as T from './lexer.js';
 import { AstBuilder } from './to-ast.js';
 import type { Expectation } from './to-ast.js';
@@ -901,7 +902,7 @@ export interface ParsedTokens {
   decls: A.Decl[];
   errors: IRecognitionException[];
   /** Structural errors found while building the AST. */
-  diagnostics: import('../engine/diagnostics.js').Diagnostic[];
+  diagnostics: Diagnostic[];
 }
 
 /** Splits a provider message into message and hint. */
