@@ -9,6 +9,8 @@ import { mergeAgent } from '../engine/agent-context.js';
 import type { JsonObject } from '../engine/agent-context.js';
 import type { AuditEntry, DecisionAuditEntry, RejectedAuditEntry } from './audit.js';
 import type { AgentContext, ContextStore, GrantRecord } from './context/types.js';
+import { endDecisionSpan, startDecisionSpan } from './tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 // ---------------------------------------------------------------- contract
 
@@ -21,6 +23,8 @@ export interface DecideMeta {
   caller?: string;
   /** Which adapter asked: `decide`, `connect`, `authzen` (the audit line's `api`). */
   api?: string;
+  /** Incoming headers: the parent of the decision's span (`traceparent`) when tracing is on. */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 export type DecideErrorCode = 'invalid_request' | 'policies_unavailable';
@@ -172,6 +176,13 @@ function subjectOf(raw: RawObject | null): Subject {
   };
 }
 
+function spanFor(meta: DecideMeta): Span | undefined {
+  const start: { headers?: Record<string, string | string[] | undefined>; requestId: string; api?: string } = { requestId: meta.requestId };
+  if (meta.headers !== undefined) start.headers = meta.headers;
+  if (meta.api !== undefined) start.api = meta.api;
+  return startDecisionSpan(start);
+}
+
 function microseconds(started: number): number {
   return Math.round((performance.now() - started) * 1000);
 }
@@ -188,8 +199,13 @@ export function createDecider(options: DeciderOptions): Decider {
     started: number,
     raw: RawObject | null,
     revision: string | undefined,
+    span: Span | undefined,
   ): DecideOutcome {
     metrics?.rejected(error.code);
+    if (span !== undefined) {
+      const s = subjectOf(raw);
+      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, status, errorCode: error.code, ...(revision !== undefined ? { revision } : {}) });
+    }
     if (audit !== undefined) {
       const s = subjectOf(raw);
       const entry: RejectedAuditEntry = {
@@ -213,8 +229,12 @@ export function createDecider(options: DeciderOptions): Decider {
     return { ok: false, status, error };
   }
 
-  function finish(decision: Decision, meta: DecideMeta, now: number, started: number, raw: RawObject): DecideOutcome {
+  function finish(decision: Decision, meta: DecideMeta, now: number, started: number, raw: RawObject, span: Span | undefined): DecideOutcome {
     const id = decisionId(now);
+    if (span !== undefined) {
+      const s = subjectOf(raw);
+      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, effect: decision.effect, risk: decision.risk, revision: decision.revision, decisionId: id });
+    }
     // The engine returns a fresh decision; copy only if some evaluator ever freezes it.
     const out = (Object.isExtensible(decision) ? decision : { ...decision }) as DecidedDecision;
     out.decision_id = id;
@@ -254,6 +274,7 @@ export function createDecider(options: DeciderOptions): Decider {
     meta: DecideMeta,
     now: number,
     started: number,
+    span: Span | undefined,
   ): DecideOutcome {
     metrics?.contextDeny(status);
     const decision: Decision = {
@@ -266,7 +287,7 @@ export function createDecider(options: DeciderOptions): Decider {
       obligations: {},
       revision: set.revision,
     };
-    return finish(decision, meta, now, started, raw);
+    return finish(decision, meta, now, started, raw, span);
   }
 
   function evaluate(
@@ -277,6 +298,7 @@ export function createDecider(options: DeciderOptions): Decider {
     meta: DecideMeta,
     now: number,
     started: number,
+    span: Span | undefined,
   ): DecideOutcome {
     let registered: JsonObject | null = null;
     let registeredId: string | undefined;
@@ -288,12 +310,12 @@ export function createDecider(options: DeciderOptions): Decider {
         if (ctx.grants.length > 0) grants = toGrants(ctx.grants);
         break;
       case 'unknown':
-        if (requireRegisteredAgents) return contextDeny(set, 'unknown', REASON_UNKNOWN_AGENT, raw, meta, now, started);
+        if (requireRegisteredAgents) return contextDeny(set, 'unknown', REASON_UNKNOWN_AGENT, raw, meta, now, started, span);
         break;
       case 'inactive':
-        return contextDeny(set, 'inactive', REASON_DEACTIVATED, raw, meta, now, started);
+        return contextDeny(set, 'inactive', REASON_DEACTIVATED, raw, meta, now, started, span);
       case 'unavailable':
-        return contextDeny(set, 'unavailable', REASON_STORE_UNAVAILABLE, raw, meta, now, started);
+        return contextDeny(set, 'unavailable', REASON_STORE_UNAVAILABLE, raw, meta, now, started, span);
     }
 
     const resource = raw['resource'];
@@ -309,11 +331,11 @@ export function createDecider(options: DeciderOptions): Decider {
     if (!validation.ok) {
       const first = validation.issues[0];
       const message = first === undefined ? 'invalid request' : `${first.path}: ${first.message}`;
-      return reject(400, { code: 'invalid_request', message, issues: validation.issues }, meta, now, started, raw, set.revision);
+      return reject(400, { code: 'invalid_request', message, issues: validation.issues }, meta, now, started, raw, set.revision, span);
     }
     const decision = meta.explain === true ? set.explain(validation.request) : set.decide(validation.request);
     store.recordDecision(agentId, resourceKey, decision.allowed, now);
-    return finish(decision, meta, now, started, raw);
+    return finish(decision, meta, now, started, raw, span);
   }
 
   function unavailable(err: unknown): AgentContext {
@@ -321,14 +343,21 @@ export function createDecider(options: DeciderOptions): Decider {
   }
 
   function noPolicies(meta: DecideMeta, now: number, started: number, body: RawObject | null): DecideOutcome {
-    return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined);
+    const span = spanFor(meta);
+    return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined, span);
   }
 
   function decideWith(set: PolicySet, raw: unknown, meta: DecideMeta, now: number, started: number): DecideOutcome | Promise<DecideOutcome> {
+    // Undefined (no allocation) unless an OpenTelemetry SDK is registered.
+    const span = spanFor(meta);
+    if (span !== undefined) {
+      const id = span.spanContext().traceId;
+      if (id !== '00000000000000000000000000000000') meta = { ...meta, traceId: id };
+    }
     const body = isObject(raw) ? raw : null;
     if (body === null) {
       const issues = [{ path: '', message: 'expected a JSON object' }];
-      return reject(400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, meta, now, started, null, set.revision);
+      return reject(400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, meta, now, started, null, set.revision, span);
     }
     const agent = body['agent'];
     const agentId = readString(agent, 'id');
@@ -337,7 +366,7 @@ export function createDecider(options: DeciderOptions): Decider {
         ? { path: 'agent.id', message: 'expected a non-empty string' }
         : { path: 'agent', message: 'expected an object with at least `id`' };
       const error: DecideError = { code: 'invalid_request', message: `${issue.path}: ${issue.message}`, issues: [issue] };
-      return reject(400, error, meta, now, started, body, set.revision);
+      return reject(400, error, meta, now, started, body, set.revision, span);
     }
 
     let ctx: AgentContext | Promise<AgentContext>;
@@ -348,11 +377,11 @@ export function createDecider(options: DeciderOptions): Decider {
     }
     if (isThenable(ctx)) {
       return ctx.then(
-        (c) => evaluate(set, c, body, agentId, meta, now, started),
-        (err: unknown) => evaluate(set, unavailable(err), body, agentId, meta, now, started),
+        (c) => evaluate(set, c, body, agentId, meta, now, started, span),
+        (err: unknown) => evaluate(set, unavailable(err), body, agentId, meta, now, started, span),
       );
     }
-    return evaluate(set, ctx, body, agentId, meta, now, started);
+    return evaluate(set, ctx, body, agentId, meta, now, started, span);
   }
 
   function decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {

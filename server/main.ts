@@ -14,6 +14,7 @@ import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
+import { startTracing } from './tracing.js';
 
 export const SERVE_HELP = `usage: agp serve [--policies <dir>] [--port <n>] [--host <addr>] [options]
 
@@ -78,6 +79,8 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     log: (level, message) => storeLog.fn(level, message),
   });
 
+  // A no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const stopTracing = await startTracing({ env });
   const metrics = createMetrics();
   let audit: AuditLog | undefined;
   if (config.audit !== 'none') {
@@ -126,6 +129,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     await policies.close();
     await audit?.close();
     await store.close();
+    await stopTracing();
     throw err;
   }
   const keyed = config.apiKeys.length > 0 || config.adminKey !== undefined;
@@ -158,6 +162,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       }
       await audit?.close();
       await store.close();
+      await stopTracing();
     })();
     return closing;
   };

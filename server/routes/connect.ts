@@ -9,7 +9,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { performance } from 'node:perf_hooks';
 import type { ValidationIssue } from '../../engine/decision.js';
 import { WWW_AUTHENTICATE, type Auth } from '../auth.js';
-import type { DecidedDecision, DecideMeta, DecideOutcome, Decider } from '../decider.js';
+import type { DecidedDecision, DecideOutcome, Decider } from '../decider.js';
 import {
   DecideBatchRequestSchema,
   DecideBatchResponseSchema,
@@ -19,7 +19,7 @@ import {
   type DecideRequest,
   type DecideResponse,
 } from '../gen/agp/v1/decision_pb.js';
-import { traceIdOf } from './decide.js';
+import { metaOf } from './decide.js';
 
 export interface ConnectRoutesOptions {
   decider: Decider;
@@ -198,14 +198,6 @@ export async function connectRoutes(app: FastifyInstance, opts: ConnectRoutesOpt
     return sendError(reply, 'internal', 'internal error');
   });
 
-  function meta(request: FastifyRequest, api: string, explain: boolean): DecideMeta {
-    const m: DecideMeta = { requestId: request.id, caller: request.caller, api };
-    const traceId = traceIdOf(request);
-    if (traceId !== undefined) m.traceId = traceId;
-    if (explain) m.explain = true;
-    return m;
-  }
-
   function requireJson(request: FastifyRequest): void {
     const ct = request.headers['content-type'];
     if (ct === undefined || !CONTENT_TYPE.test(ct)) {
@@ -222,7 +214,7 @@ export async function connectRoutes(app: FastifyInstance, opts: ConnectRoutesOpt
     requireJson(request);
     const deadline = checkHeaders(request);
     const req = parse(() => fromJson(DecideRequestSchema, (request.body ?? {}) as JsonObject, JSON_READ));
-    const outcome = withDeadline(decider.decide(rawOf(req), meta(request, 'connect', req.explain)), deadline, started);
+    const outcome = withDeadline(decider.decide(rawOf(req), metaOf(request, 'connect', req.explain)), deadline, started);
     const respond = (o: DecideOutcome): FastifyReply => {
       if (!o.ok) throw failOf(o);
       return sendMessage(reply, toJson(DecideResponseSchema, responseOf(o.decision), JSON_WRITE));
@@ -251,7 +243,7 @@ export async function connectRoutes(app: FastifyInstance, opts: ConnectRoutesOpt
       }
     });
     const explain = batch.requests.some((r) => r.explain);
-    const outcomes = withDeadline(decider.decideMany(raws, meta(request, 'connect_batch', explain)), deadline, started);
+    const outcomes = withDeadline(decider.decideMany(raws, metaOf(request, 'connect_batch', explain)), deadline, started);
     const respond = (os: DecideOutcome[]): FastifyReply => {
       const decisions = slots.map((slot) => {
         if (typeof slot !== 'number') return { result: { case: 'error' as const, value: slot } };

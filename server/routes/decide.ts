@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auth } from '../auth.js';
 import type { DecidedDecision, DecideMeta, DecideOutcome, Decider } from '../decider.js';
+import { parseTraceparent } from '../tracing.js';
 import { errorBody, requireCaller } from './errors.js';
 
 export interface DecideRoutesOptions {
@@ -43,12 +44,13 @@ export function decisionBody(d: DecidedDecision): DecisionBody {
   return out;
 }
 
-/** The W3C trace id of a `traceparent` header, if well formed. */
-export function traceIdOf(request: FastifyRequest): string | undefined {
-  const tp = request.headers.traceparent;
-  if (typeof tp !== 'string' || tp.length < 55) return undefined;
-  const id = tp.slice(3, 35);
-  return /^[0-9a-f]{32}$/.test(id) && id !== '00000000000000000000000000000000' ? id : undefined;
+/** The decider's request metadata: ids, caller, trace parent. */
+export function metaOf(request: FastifyRequest, api: string, explain: boolean): DecideMeta {
+  const meta: DecideMeta = { requestId: request.id, caller: request.caller, api, headers: request.headers };
+  const traceId = parseTraceparent(request.headers.traceparent);
+  if (traceId !== undefined) meta.traceId = traceId;
+  if (explain) meta.explain = true;
+  return meta;
 }
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
@@ -82,11 +84,7 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
     if (explain === 'invalid') {
       return reply.code(400).send(errorBody('invalid_request', 'explain: expected a boolean', { issues: [{ path: 'explain', message: 'expected a boolean' }] }));
     }
-    const meta: DecideMeta = { requestId: request.id, caller: request.caller, api: 'decide' };
-    const traceId = traceIdOf(request);
-    if (traceId !== undefined) meta.traceId = traceId;
-    if (explain) meta.explain = true;
-    const outcome = decider.decide(request.body, meta);
+    const outcome = decider.decide(request.body, metaOf(request, 'decide', explain));
     if (isThenable(outcome)) return outcome.then((o) => send(reply, o));
     return send(reply, outcome);
   });
@@ -107,10 +105,7 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
     if (decider.policies.current === undefined) {
       return reply.code(503).send(errorBody('policies_unavailable', 'no valid policy set is loaded'));
     }
-    const meta: DecideMeta = { requestId: request.id, caller: request.caller, api: 'decide_batch' };
-    const traceId = traceIdOf(request);
-    if (traceId !== undefined) meta.traceId = traceId;
-    if (explain) meta.explain = true;
+    const meta = metaOf(request, 'decide_batch', explain);
     const respond = (outcomes: DecideOutcome[]): FastifyReply => {
       const decisions: unknown[] = new Array<unknown>(outcomes.length);
       for (let i = 0; i < outcomes.length; i++) {
