@@ -484,3 +484,134 @@ export function genRequest(rng: Rng): NormalizedRequest {
     now,
   };
 }
+
+// ---------------------------------------------------------------- requests for any schema
+
+/** Literal values that appear in a policy set: requests built from them hit its conditions. */
+export interface Harvest {
+  strings: string[];
+  numbers: number[];
+}
+
+export function harvest(ps: IrPolicySet): Harvest {
+  const strings = new Set<string>(['', 'x']);
+  const numbers = new Set<number>([0, 1, -1, 0.5]);
+  const addNumber = (n: number) => {
+    for (const d of [0, 1, -1, 0.001, -0.001]) if (Number.isFinite(n + d)) numbers.add(n + d);
+  };
+  const visit = (e: IrExpr): void => {
+    switch (e.op) {
+      case 'lit':
+        if (typeof e.value === 'string') strings.add(e.value);
+        else if (typeof e.value === 'number') addNumber(e.value);
+        else if (Array.isArray(e.value)) for (const v of e.value) if (typeof v === 'string') strings.add(v);
+        return;
+      case 'like':
+        strings.add(e.pattern.replace(/\\\*/g, '*').replace(/\*/g, ''));
+        strings.add(e.pattern.replace(/\\\*/g, '*').replace(/\*/g, 'zz'));
+        visit(e.arg);
+        return;
+      case 'not':
+      case 'neg':
+        visit(e.arg);
+        return;
+      case 'and':
+      case 'or':
+      case 'call':
+        e.args.forEach(visit);
+        return;
+      case 'list':
+        e.items.forEach(visit);
+        return;
+      case 'cmp':
+      case 'arith':
+      case 'concat':
+        visit(e.left);
+        visit(e.right);
+        return;
+      case 'in':
+        visit(e.elem);
+        visit(e.coll);
+        return;
+      case 'match':
+        visit(e.subject);
+        for (const c of e.cases) {
+          if (typeof c.value === 'string') strings.add(c.value);
+          visit(c.result);
+        }
+        if (e.otherwise) visit(e.otherwise);
+        return;
+      case 'cond':
+        visit(e.cond);
+        visit(e.then);
+        visit(e.else);
+        return;
+      default:
+        return;
+    }
+  };
+  ps.lets.forEach((l) => visit(l.expr));
+  ps.factors.forEach((f) => visit(f.expr));
+  for (const p of ps.policies) {
+    for (const t of p.target) for (const v of t.values) if (typeof v === 'string') strings.add(v);
+    else if (typeof v === 'number') addNumber(v);
+    if (p.when) visit(p.when);
+    for (const b of p.branches) {
+      if (b.condition) visit(b.condition);
+      b.obligations.forEach((o) => visit(o.expr));
+    }
+  }
+  return { strings: [...strings], numbers: [...numbers] };
+}
+
+function genValue(t: Type, r: Rng, h: Harvest): Value {
+  switch (t.t) {
+    case 'string':
+      return r.pick(h.strings);
+    case 'number':
+    case 'duration':
+      return r.pick(h.numbers);
+    case 'bool':
+      return r.chance(0.5);
+    case 'version':
+      return r.chance(0.7) ? r.pick(VERSIONS) : Math.max(0, Math.floor(r.pick(h.numbers)));
+    case 'level':
+      return r.int(0, t.members.length - 1);
+    case 'set':
+      return Array.from(new Set(Array.from({ length: r.int(0, 3) }, () => genValue(t.elem, r, h))));
+    case 'list':
+      return Array.from({ length: r.int(0, 3) }, () => genValue(t.elem, r, h));
+    case 'record': {
+      const out: Record<string, Value> = {};
+      for (const f of t.fields) if (!f.optional || r.chance(0.5)) out[f.name] = genValue(f.type, r, h);
+      return out;
+    }
+  }
+}
+
+/** A random valid normalized request for `ps`'s schema, built from the set's own literals. */
+export function genRequestFor(ps: IrPolicySet, h: Harvest, r: Rng): NormalizedRequest {
+  const body = genValue(ps.schema.request, r, h) as Record<string, Value>;
+  // Most requests aim at one policy's target, so that its conditions get exercised.
+  const aim = ps.policies.length > 0 && r.chance(0.8) ? r.pick(ps.policies) : null;
+  for (const t of aim?.target ?? []) {
+    let rec: Record<string, Value> = body;
+    for (let i = 0; i < t.path.length - 1; i++) rec = (rec[t.path[i]!] ?? {}) as Record<string, Value>;
+    rec[t.path[t.path.length - 1]!] = r.pick(t.values);
+  }
+  const now = 1_000_000;
+  const type = typeof (body['resource'] as Record<string, Value> | undefined)?.['type'] === 'string' ? ((body['resource'] as Record<string, Value>)['type'] as string) : 'x';
+  const grants: Grant[] = Array.from({ length: r.pick([0, 0, 1, 2]) }, () => ({
+    actions: r.chance(0.2) ? ['*'] : [r.pick(h.strings)],
+    resource: r.pick([`${type}:*`, '*', `${r.pick(h.strings)}:*`]),
+    expiresAt: now + r.pick([-1, 0, 1, 60_000]),
+  }));
+  return {
+    agent: (body['agent'] ?? {}) as NormalizedRequest['agent'],
+    action: (body['action'] ?? '') as string,
+    resource: (body['resource'] ?? {}) as NormalizedRequest['resource'],
+    task: (body['task'] ?? {}) as NormalizedRequest['task'],
+    grants,
+    now,
+  };
+}
