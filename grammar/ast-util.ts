@@ -19,7 +19,11 @@ export function stripSpans<T>(node: T): T {
       copy = arr;
     } else if (value !== null && typeof value === 'object') {
       const obj: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) {
+      const entries = Object.entries(value);
+      // keys are created in the original order so copies print like the original
+      for (const [k] of entries) if (!SPAN_KEYS.has(k)) obj[k] = undefined;
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, v] = entries[i]!;
         if (!SPAN_KEYS.has(k)) stack.push([v, obj, k]);
       }
       copy = obj;

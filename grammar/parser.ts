@@ -490,11 +490,16 @@ class AgpParser extends EmbeddedActionsParser {
             const what = this.CONSUME2(T.Identifier);
             return this.OR2<Expectation>([
               {
+                // The comparison is optional here so that `expect polcy p` gets a
+                // "did you mean" from the builder rather than "expected a comparison".
                 ALT: () => {
                   const name = this.CONSUME3(T.Identifier);
-                  const op = this.CONSUME2(T.NumericCompare);
-                  const value = this.SUBRULE2(this.signedNumber);
-                  return { kind: 'factor', what, name, op, value };
+                  const cmp = this.OPTION2(() => {
+                    const op = this.CONSUME2(T.NumericCompare);
+                    const value = this.SUBRULE2(this.signedNumber);
+                    return { op, value };
+                  });
+                  return { kind: 'factor', what, name, cmp };
                 },
               },
               {

@@ -31,7 +31,7 @@ export type Expectation =
   | { kind: 'effect'; effect: IToken; obligations: A.RecordLit | undefined }
   | { kind: 'risk'; op: IToken; value: A.NumberLit }
   | { kind: 'policy'; name: IToken }
-  | { kind: 'factor'; what: IToken; name: IToken; op: IToken; value: A.NumberLit }
+  | { kind: 'factor'; what: IToken; name: IToken; cmp: { op: IToken; value: A.NumberLit } | undefined }
   | { kind: 'policies'; what: IToken; names: IToken[]; close: IToken }
   | { kind: 'reason'; what: IToken; value: IToken };
 
@@ -202,15 +202,21 @@ export class AstBuilder {
       return undefined;
     }
     switch (e.kind) {
-      case 'factor':
+      case 'factor': {
+        const nameSpan = this.span(e.name);
+        if (!e.cmp) {
+          this.error(nameSpan, `\`expect factor\` is written ${shapes['factor']!}`);
+          return undefined;
+        }
         return {
           kind: 'expect_factor',
           name: this.name(e.name),
-          nameSpan: this.span(e.name),
-          op: (e.op.image || '==') as A.CompareOp,
-          value: e.value,
-          span: joinSpans(start, e.value.span),
+          nameSpan,
+          op: (e.cmp.op.image || '==') as A.CompareOp,
+          value: e.cmp.value,
+          span: joinSpans(start, e.cmp.value.span),
         };
+      }
       case 'policies':
         return { kind: 'expect_policies', names: e.names.filter(real).map((n) => ({ name: n.image, span: this.span(n) })), span: this.range(start, e.close) };
       case 'reason': {
