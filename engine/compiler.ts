@@ -193,7 +193,8 @@ class Generator {
       case 'risk':
         return 'RISK';
       case 'granted':
-        return `GRANTED(r.grants, r.action, ${this.access(['resource', 'type'])}, ${this.access(['resource', 'id'])}, r.now)`;
+        // Request-constant, so memoized per request like a let.
+        return `(GS === G ? GV : (GV = GRANTED(r.grants, r.action, ${this.access(['resource', 'type'])}, ${this.access(['resource', 'id'])}, r.now), GS = G, GV))`;
       case 'not':
         return `!${this.expr(e.arg)}`;
       case 'and':
@@ -503,6 +504,8 @@ const LV = new Array(NLETS).fill(0);
 const LS = new Float64Array(NLETS);
 let G = 0;
 let RISK = 0;
+let GS = 0;
+let GV = false;
 const AB = new Int32Array(MAXC + 1);
 ${parts.join('\n')}
 const POL = [${policyFns.join(', ')}];

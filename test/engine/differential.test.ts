@@ -8,8 +8,8 @@ import { compilePolicySet } from '../../engine/compiler.js';
 import { interpret } from '../../engine/interpreter.js';
 import { Rng, genPolicySet, genRequest } from './arbitrary-ir.js';
 
-const SETS = 500;
-const REQUESTS_PER_SET = 24;
+const SETS = 1_000;
+const REQUESTS_PER_SET = 20;
 
 describe('compiled decide() agrees with the interpreter', () => {
   it(`on ${SETS * REQUESTS_PER_SET} random (policy set, request) pairs`, () => {
