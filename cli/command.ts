@@ -13,9 +13,32 @@ import { readPolicySources } from '../server/policy-files.js';
 export interface Command {
   name: string;
   summary: string;
-  /** Full help text: usage, every flag, an example. */
-  help: string;
+  /** Full help text: usage, every flag, an example (lazy when it lives in a heavy module). */
+  help: string | (() => Promise<string>);
   run(argv: string[], streams: Streams): Promise<number>;
+}
+
+export async function helpText(command: Command): Promise<string> {
+  const text = typeof command.help === 'string' ? command.help : await command.help();
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/** An errno code as words, for one-line I/O errors. */
+export function ioReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'not a directory';
+    default:
+      return code !== undefined ? code.toLowerCase() : error instanceof Error ? error.message.split('\n')[0]! : 'unreadable';
+  }
 }
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = true) {
@@ -33,7 +56,7 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read ${what} \`${path}\`: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new UsageError(`cannot read ${what} \`${path}\`: ${ioReason(error)}`);
   }
   return parseJson(text, `${what} \`${path}\``);
 }
@@ -44,6 +67,12 @@ export function parseJson(text: string, what: string): unknown {
   } catch (error) {
     throw new UsageError(`${what} is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/** Several problems on one line: the first three, then a count. */
+export function oneLine(messages: readonly string[]): string {
+  const shown = messages.slice(0, 3).join('; ');
+  return messages.length > 3 ? `${shown}; and ${messages.length - 3} more` : shown;
 }
 
 export type Loaded = Awaited<ReturnType<typeof loadPolicySet>> & { sources: Map<string, string> };
@@ -57,7 +86,7 @@ export async function loadPaths(paths: string[]): Promise<Loaded> {
   if (paths.length === 0) throw new UsageError('no policy paths given');
   const read = await readPolicySources(paths);
   const ioErrors = read.diagnostics.filter((d) => d.code === 'agp_io_error');
-  if (ioErrors.length > 0) throw new UsageError(ioErrors.map((d) => d.message).join('; '));
+  if (ioErrors.length > 0) throw new UsageError(oneLine(ioErrors.map((d) => d.message)));
   if (read.sources.length === 0) throw new UsageError(`no .agp files under ${paths.map((p) => `\`${p}\``).join(', ')}`);
   const loaded = loadPolicySet(read.sources);
   const sources = new Map(read.sources.map((s) => [s.path, s.text]));

@@ -60,18 +60,27 @@ export function summarizeDiagnostics(ds: readonly Diagnostic[]): string {
 /** A usage or I/O problem: exit code 2, one line, never a stack trace. */
 export class UsageError extends Error {}
 
-/** Shows a progress line on a TTY once a run has taken more than a second. */
-export function progress(streams: Streams): { update(text: string): void; done(): void } {
-  const started = Date.now();
+/**
+ * A progress line on stderr for long runs: shown only on a TTY, only once the run has taken
+ * more than a second, rewritten in place and erased by `done()`.
+ */
+export function progress(streams: Streams, clock: () => number = Date.now): { update(text: string): void; done(): void } {
+  const started = clock();
   let shown = false;
+  let last = 0;
   return {
     update(text: string) {
-      if (!streams.errIsTTY || Date.now() - started < 1000) return;
+      if (!streams.errIsTTY) return;
+      const now = clock();
+      // redraw at most ten times a second
+      if (now - started < 1000 || now - last < 100) return;
+      last = now;
       shown = true;
       streams.err(`\r\u001b[2K${text}`);
     },
     done() {
       if (shown) streams.err('\r\u001b[2K');
+      shown = false;
     },
   };
 }

@@ -2,7 +2,7 @@
 // /v1/decide, plus optional context the server would add (registered attributes,
 // behaviour figures, grants, the clock).
 
-import type { Grant, NormalizedRequest, PolicySet } from '../engine/decision.js';
+import type { Grant, NormalizedRequest, PolicySet, ValidationIssue } from '../engine/decision.js';
 import { mergeAgent, type JsonObject } from '../engine/agent-context.js';
 import { parseJson, readJsonFile } from './command.js';
 import { UsageError } from './output.js';
@@ -34,22 +34,26 @@ export function prepareRequest(
   policySet: PolicySet,
   body: JsonObject,
   now: number,
-): { ok: true; request: NormalizedRequest } | { ok: false; message: string } {
+): { ok: true; request: NormalizedRequest } | { ok: false; message: string; issues: ValidationIssue[] } {
   const registered = isObject(body['registered']) ? body['registered'] : null;
   const behavior = isObject(body['behavior']) ? body['behavior'] : null;
   const grants: Grant[] = [];
   const rawGrants = body['grants'];
   if (rawGrants !== undefined) {
-    if (!Array.isArray(rawGrants)) return { ok: false, message: 'grants: expected an array' };
+    if (!Array.isArray(rawGrants)) return invalid([{ path: 'grants', message: 'expected an array' }]);
     for (const [i, g] of rawGrants.entries()) {
       if (!isObject(g) || !Array.isArray(g['actions']) || typeof g['resource'] !== 'string' || typeof g['expires_in_s'] !== 'number') {
-        return { ok: false, message: `grants[${i}]: expected {actions: string[], resource: string, expires_in_s: number}` };
+        return invalid([{ path: `grants[${i}]`, message: 'expected {actions: string[], resource: string, expires_in_s: number}' }]);
       }
       grants.push({ actions: g['actions'].map(String), resource: g['resource'], expiresAt: now + g['expires_in_s'] * 1000 });
     }
   }
   const agent = mergeAgent(body['agent'], registered, behavior);
   const validated = policySet.validate({ agent, action: body['action'], resource: body['resource'], task: body['task'] }, { now, grants });
-  if (!validated.ok) return { ok: false, message: validated.issues.map((i) => `${i.path}: ${i.message}`).join('\n') };
+  if (!validated.ok) return invalid(validated.issues);
   return validated;
+}
+
+function invalid(issues: ValidationIssue[]): { ok: false; message: string; issues: ValidationIssue[] } {
+  return { ok: false, message: issues.map((i) => `${i.path}: ${i.message}`).join('\n'), issues };
 }

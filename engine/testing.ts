@@ -91,17 +91,18 @@ export function testRequest(test: IrTest): { body: JsonObject; now: number; gran
 export function runPolicyTests(
   policySet: PolicySet,
   tests: readonly IrTest[],
-  options: { filter?: (name: string) => boolean } = {},
+  options: { filter?: (name: string) => boolean; onResult?: (result: TestResult, done: number, total: number) => void } = {},
 ): TestRun {
   const selected = options.filter ? tests.filter((t) => options.filter!(t.name)) : [...tests];
   const traces: PolicyTrace[][] = [];
   const decisions: Decision[] = [];
-  const results = selected.map((test) => {
+  const results = selected.map((test, i) => {
     const result = runOne(policySet, test);
     if (result.decision) {
       decisions.push(result.decision);
       traces.push(result.decision.explanation ?? []);
     }
+    options.onResult?.(result, i + 1, selected.length);
     return result;
   });
   const passed = results.filter((r) => r.passed).length;

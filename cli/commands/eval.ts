@@ -2,8 +2,8 @@
 
 import type { Command } from '../command.js';
 import { hasErrors, loadPaths, oneOf, parse, printDiagnostics } from '../command.js';
-import { UsageError } from '../output.js';
-import { renderDecision, renderExplanation } from '../render.js';
+import { renderDecision } from '../render.js';
+import { renderWhy } from '../explain.js';
 import { parseNow, prepareRequest, readRequestInput } from '../request-input.js';
 
 export const evalCommand: Command = {
@@ -20,21 +20,29 @@ Options:
   --policies DIR       policy directory or file (repeatable; default: policies)
   --input FILE         read the request from FILE
   --request JSON       the request inline
-  --explain            show each policy: which part of its target or condition failed,
-                       each outcome's condition, each risk factor
+  --explain            show why: the policies that decided, each risk factor's value,
+                       each candidate policy's \`when\` and outcomes (which threshold fired,
+                       with the values it read) and, for every other policy, the target
+                       test that did not match
   --now TIME           evaluate at this RFC 3339 time (default: now)
-  --format text|json   output format (default text)
+  --format text|json   output format (default text; json prints the decision as
+                       POST /v1/decide returns it, with \`explanation\` under --explain)
   -h, --help
 
 Exit codes: 0 decided (whatever the effect), 1 the policies have errors or the request is
 invalid for the schema, 2 usage or I/O error.
 
-Example:
-  agp eval --policies policies --explain --request '{"agent":{"id":"fraudbot-1", ...},
-    "action":"freeze_account","resource":{...},"task":{...}}'
+Examples:
+  agp eval --policies policies --input request.json --explain
+  agp eval --explain --now 2026-03-02T09:15:00Z --request '{"agent": {"id": "fraudbot-1",
+    "confidence": 0.93}, "registered": {"owner": "risk-team", "roles": ["fraud-detector"],
+    "model": {"name": "fraudnet", "version": "2.4.1"}, "trust": "verified"},
+    "behavior": {"rate_z": 0.4, "deny_ratio": 0, "new_resource": false},
+    "action": "freeze_account", "resource": {"type": "account", "id": "991",
+    "sensitivity": "confidential"}, "task": {"kind": "investigation", "flagged": true}}'
 `,
   async run(argv, streams) {
-    const { values, positionals } = parse(argv, {
+    const { values } = parse(argv, {
       policies: { type: 'string', multiple: true },
       input: { type: 'string' },
       request: { type: 'string' },
@@ -42,7 +50,6 @@ Example:
       now: { type: 'string' },
       format: { type: 'string' },
     }, false);
-    void positionals;
     const format = oneOf('format', values.format, ['text', 'json'] as const, 'text');
     const body = await readRequestInput(values.input, values.request);
     const now = parseNow(values.now);
@@ -53,7 +60,7 @@ Example:
     }
     const prepared = prepareRequest(loaded.policySet, body, now);
     if (!prepared.ok) {
-      if (format === 'json') streams.out(`${JSON.stringify({ error: { code: 'invalid_request', message: prepared.message } })}\n`);
+      if (format === 'json') streams.out(`${JSON.stringify({ error: { code: 'invalid_request', message: prepared.message, issues: prepared.issues } }, null, 2)}\n`);
       else streams.err(`invalid request:\n${prepared.message.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
       return 1;
     }
@@ -64,9 +71,8 @@ Example:
       return 0;
     }
     streams.out(renderDecision(decision, streams.outColor));
-    if (explain) streams.out(`why:\n${renderExplanation(decision.explanation ?? [], streams.outColor, '  ')}`);
+    if (explain) streams.out(renderWhy(loaded.policySet.ir, prepared.request, decision, streams.outColor));
     return 0;
   },
 };
 
-export { UsageError };

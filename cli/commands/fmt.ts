@@ -2,7 +2,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import type { Command } from '../command.js';
-import { parse, printDiagnostics } from '../command.js';
+import { oneLine, parse, printDiagnostics } from '../command.js';
 import { UsageError } from '../output.js';
 import { formatSource } from '../../grammar/format.js';
 import { readPolicySources } from '../../server/policy-files.js';
@@ -34,7 +34,7 @@ Example:
     if (positionals.length === 0) throw new UsageError('no paths given');
     const read = await readPolicySources(positionals);
     const io = read.diagnostics.filter((d) => d.code === 'agp_io_error');
-    if (io.length > 0) throw new UsageError(io.map((d) => d.message).join('; '));
+    if (io.length > 0) throw new UsageError(oneLine(io.map((d) => d.message)));
     if (read.sources.length === 0) throw new UsageError('no .agp files found');
     const problems: Diagnostic[] = [];
     const unformatted: string[] = [];

@@ -4,10 +4,13 @@
 
 import { writeFile } from 'node:fs/promises';
 import type { Command } from '../command.js';
-import { hasErrors, loadPaths, oneOf, parse, printDiagnostics } from '../command.js';
+import { hasErrors, ioReason, loadPaths, oneOf, parse, printDiagnostics } from '../command.js';
 import { paint, progress, UsageError } from '../output.js';
-import { renderDecision, renderExplanation } from '../render.js';
-import { runPolicyTests, type Coverage, type TestRun } from '../../engine/testing.js';
+import { renderDecision } from '../render.js';
+import { renderWhy } from '../explain.js';
+import { runPolicyTests, testRequest, type Coverage, type TestResult, type TestRun } from '../../engine/testing.js';
+import type { Decision, NormalizedRequest, PolicySet } from '../../engine/decision.js';
+import type { IrTest } from '../../engine/ir.js';
 
 export const testCommand: Command = {
   name: 'test',
@@ -19,17 +22,20 @@ against the compiled policies. Each failing test is printed with the expected an
 decision and the explanation of the actual one; the last line is "N passed, N failed".
 
 Options:
-  --format text|json   output format (default text)
-  --junit FILE         also write a JUnit XML report to FILE
-  --coverage           report, per policy file, which policies, outcome branches and risk
-                       factors the tests exercised
+  --format text|json   output format (default text; json prints {passed, failed,
+                       results, coverage?})
+  --junit FILE         also write a JUnit XML report to FILE (one <testsuite> per
+                       .test.agp file, one <testcase> per test)
+  --coverage           report, per policy file, which policies applied, which outcome
+                       branches fired and which risk factors were non-zero in some test
   --threshold P        with --coverage: exit 1 when total coverage is below P percent
   --run PATTERN        run only the tests whose name matches the regular expression
+                       (coverage then covers only those tests)
   --verbose            print passing tests too
   -h, --help
 
-Exit codes: 0 all passed, 1 a test failed (or coverage below the threshold, or the
-policies have errors), 2 usage or I/O error.
+Exit codes: 0 all passed, 1 a test failed (or coverage is below the threshold, or the
+policies have errors, or --run matched no test), 2 usage or I/O error.
 
 Examples:
   agp test policies
@@ -49,7 +55,9 @@ Examples:
     let threshold: number | undefined;
     if (values.threshold !== undefined) {
       threshold = Number(values.threshold);
-      if (!Number.isFinite(threshold) || threshold < 0 || threshold > 100) throw new UsageError(`--threshold must be a number from 0 to 100 (got \`${values.threshold}\`)`);
+      if (values.threshold.trim() === '' || !Number.isFinite(threshold) || threshold < 0) {
+        throw new UsageError(`--threshold must be a percentage such as 90 (got \`${values.threshold}\`)`);
+      }
       if (!values.coverage) throw new UsageError('--threshold needs --coverage');
     }
     let pattern: RegExp | undefined;
@@ -66,36 +74,78 @@ Examples:
       streams.err('the policy set has errors: no test was run\n');
       return 1;
     }
+    if (loaded.diagnostics.length > 0) printDiagnostics(streams, loaded.diagnostics, loaded.sources);
+    const policySet = loaded.policySet;
     const bar = progress(streams);
-    bar.update(`running ${loaded.tests.length} tests...`);
+    const selected = pattern ? loaded.tests.filter((t) => pattern.test(t.name)) : loaded.tests;
     const started = process.hrtime.bigint();
-    const run = runPolicyTests(loaded.policySet, loaded.tests, pattern ? { filter: (n) => pattern.test(n) } : {});
+    const run = runPolicyTests(policySet, selected, { onResult: (_r, done, total) => bar.update(`running tests: ${done}/${total}`) });
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
     bar.done();
+    const requests = new Requests(policySet, selected);
 
     if (values.junit !== undefined) {
       try {
-        await writeFile(values.junit, junitXml(run, elapsedMs), 'utf8');
+        await writeFile(values.junit, junitXml(run, elapsedMs, (r) => requests.of(r), policySet), 'utf8');
       } catch (error) {
-        throw new UsageError(`cannot write \`${values.junit}\`: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+        throw new UsageError(`cannot write \`${values.junit}\`: ${ioReason(error)}`);
       }
     }
     const belowThreshold = threshold !== undefined && run.coverage.percent < threshold;
+    const noneMatched = pattern !== undefined && run.results.length === 0;
     if (format === 'json') {
-      const results = run.results.map((r) => ({ ...r, decision: r.decision ?? null }));
-      streams.out(`${JSON.stringify({ passed: run.passed, failed: run.failed, results, ...(values.coverage ? { coverage: run.coverage } : {}) }, null, 2)}\n`);
+      // Passing tests carry their decision without the (long) per-policy trace.
+      const results = run.results.map((r) => ({ ...r, decision: r.decision ? (r.passed ? withoutTrace(r.decision) : r.decision) : null }));
+      const coverage = values.coverage ? { coverage: { ...run.coverage, ...(threshold !== undefined ? { threshold } : {}), files: run.coverage.files.map((f) => ({ ...f, kinds: byKind(f.items) })) } } : {};
+      streams.out(`${JSON.stringify({ passed: run.passed, failed: run.failed, results, ...coverage }, null, 2)}\n`);
     } else {
-      printText(streams, run, Boolean(values.verbose));
+      printText(streams, run, Boolean(values.verbose), policySet, requests);
       if (values.coverage) streams.out(renderCoverage(run.coverage, threshold));
       if (run.results.length === 0) streams.out(pattern ? `no test matches \`${values.run}\`\n` : 'no tests found\n');
-      streams.out(`${run.passed} passed, ${run.failed} failed\n`);
+      const summary = `${run.passed} passed, ${run.failed} failed`;
+      streams.out(`${run.failed > 0 ? paint(streams.outColor, 'red', summary) : paint(streams.outColor, 'green', summary)}${paint(streams.outColor, 'dim', ` (${elapsedMs.toFixed(0)} ms)`)}\n`);
     }
     if (belowThreshold) streams.err(`coverage ${run.coverage.percent}% is below the threshold ${threshold}%\n`);
-    return run.failed > 0 || belowThreshold ? 1 : 0;
+    if (noneMatched) streams.err(`no test matches \`${values.run}\`\n`);
+    return run.failed > 0 || belowThreshold || noneMatched ? 1 : 0;
   },
 };
 
-function printText(streams: TestStreams, run: TestRun, verbose: boolean): void {
+function withoutTrace(d: Decision): Decision {
+  const { explanation: _explanation, ...rest } = d;
+  return rest;
+}
+
+/** The normalized request of each test, rebuilt for explanations (only failing tests need it). */
+class Requests {
+  private readonly byKey = new Map<string, IrTest>();
+  constructor(
+    private readonly policySet: PolicySet,
+    tests: readonly IrTest[],
+  ) {
+    for (const t of tests) this.byKey.set(key(t.file, t.span.line, t.span.col), t);
+  }
+  of(r: TestResult): NormalizedRequest | undefined {
+    const test = this.byKey.get(key(r.file, r.line, r.col));
+    if (!test) return undefined;
+    const { body, now, grants } = testRequest(test);
+    const validated = this.policySet.validate(body, { now, grants });
+    return validated.ok ? validated.request : undefined;
+  }
+}
+
+function key(file: string, line: number, col: number): string {
+  return `${file}:${line}:${col}`;
+}
+
+function explanation(r: TestResult, ps: PolicySet, requests: Requests, color: boolean, indent: string): string {
+  if (!r.decision) return '';
+  const request = requests.of(r);
+  const decision = renderDecision(r.decision, color, indent);
+  return request ? decision + renderWhy(ps.ir, request, r.decision, color, indent) : decision;
+}
+
+function printText(streams: TestStreams, run: TestRun, verbose: boolean, ps: PolicySet, requests: Requests): void {
   const c = streams.outColor;
   for (const r of run.results) {
     const where = `${r.file}:${r.line}:${r.col}`;
@@ -106,51 +156,90 @@ function printText(streams: TestStreams, run: TestRun, verbose: boolean): void {
     streams.out(`${paint(c, 'red', 'FAIL')} ${where} ${r.name}\n`);
     if (r.error) streams.out(`  ${r.error}\n`);
     for (const f of r.failures) {
-      streams.out(`  ${r.file}:${f.line}:${f.col}: expected ${f.expected}\n`);
-      streams.out(`  ${' '.repeat(`${r.file}:${f.line}:${f.col}`.length)}       got ${f.actual}\n`);
+      const at = `${r.file}:${f.line}:${f.col}:`;
+      streams.out(`  ${at} expected ${paint(c, 'green', f.expected)}\n`);
+      streams.out(`  ${' '.repeat(at.length)}      got ${paint(c, 'red', f.actual)}\n`);
     }
-    if (r.decision) {
-      streams.out(renderDecision(r.decision, c, '    '));
-      streams.out(`    why:\n${renderExplanation(r.decision.explanation ?? [], c, '      ')}`);
-    }
+    streams.out(explanation(r, ps, requests, c, '    '));
   }
 }
 
 type TestStreams = Parameters<Command['run']>[1];
 
-export function renderCoverage(coverage: Coverage, threshold?: number): string {
-  const lines = ['coverage:'];
-  for (const f of coverage.files) {
-    lines.push(`  ${f.file}  ${f.percent}% (${f.covered}/${f.total})`);
-    for (const item of f.items.filter((i) => !i.covered)) lines.push(`    not exercised: ${item.kind} ${item.name} (line ${item.line})`);
+type Kind = 'policy' | 'branch' | 'factor';
+const KINDS: readonly Kind[] = ['policy', 'branch', 'factor'];
+const KIND_LABEL: Record<Kind, string> = { policy: 'policies', branch: 'branches', factor: 'factors' };
+
+function byKind(items: Coverage['files'][number]['items']): Record<string, { covered: number; total: number }> {
+  const out: Record<string, { covered: number; total: number }> = {};
+  for (const k of KINDS) {
+    const of = items.filter((i) => i.kind === k);
+    out[KIND_LABEL[k]] = { covered: of.filter((i) => i.covered).length, total: of.length };
   }
-  lines.push(`  total  ${coverage.percent}% (${coverage.covered}/${coverage.total})${threshold !== undefined ? `, threshold ${threshold}%` : ''}`);
+  return out;
+}
+
+/** Per policy file: the share covered, by kind, and each item no test exercised. */
+export function renderCoverage(coverage: Coverage, threshold?: number): string {
+  const lines = ['coverage (policies applied, outcome branches fired, risk factors non-zero):'];
+  const width = Math.max(5, ...coverage.files.map((f) => f.file.length));
+  for (const f of coverage.files) {
+    const kinds = byKind(f.items);
+    const detail = Object.entries(kinds)
+      .filter(([, v]) => v.total > 0)
+      .map(([k, v]) => `${k} ${v.covered}/${v.total}`)
+      .join(', ');
+    lines.push(`  ${f.file.padEnd(width)}  ${`${f.percent}%`.padStart(6)}  ${detail}`);
+    for (const item of f.items.filter((i) => !i.covered)) lines.push(`    not exercised: ${item.kind} ${item.name} (${item.file}:${item.line})`);
+  }
+  const verdict = threshold === undefined ? '' : coverage.percent >= threshold ? `, threshold ${threshold}% met` : `, below the threshold ${threshold}%`;
+  lines.push(`  ${'total'.padEnd(width)}  ${`${coverage.percent}%`.padStart(6)}  ${coverage.covered}/${coverage.total}${verdict}`);
   return `${lines.join('\n')}\n`;
 }
 
+// Escape sequences and characters XML 1.0 cannot hold are dropped, not escaped.
+const ANSI = new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g');
+// eslint-disable-next-line no-control-regex -- naming the allowed control characters is the point
+const NOT_XML_CHAR = /[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu;
+
 function xml(text: string): string {
   return text
-    .replace(/[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd]/gu, '')
+    .replace(ANSI, '')
+    .replace(NOT_XML_CHAR, '')
     .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-/** JUnit XML as CI systems read it: one testsuite per .test.agp file. */
-export function junitXml(run: TestRun, elapsedMs: number): string {
-  const byFile = new Map<string, TestRun['results']>();
+/**
+ * JUnit XML as CI systems read it: one testsuite per .test.agp file; a failed expectation is
+ * a <failure>, a test whose request the schema rejects is an <error>.
+ */
+export function junitXml(run: TestRun, elapsedMs: number, requestOf: (r: TestResult) => NormalizedRequest | undefined = () => undefined, ps?: PolicySet): string {
+  const byFile = new Map<string, TestResult[]>();
   for (const r of run.results) byFile.set(r.file, [...(byFile.get(r.file) ?? []), r]);
-  const out = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites name="agp" tests="${run.results.length}" failures="${run.failed}" time="${(elapsedMs / 1000).toFixed(3)}">`];
+  const errors = run.results.filter((r) => r.error !== undefined).length;
+  const out = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="agp test" tests="${run.results.length}" failures="${run.failed - errors}" errors="${errors}" skipped="0" time="${(elapsedMs / 1000).toFixed(3)}">`,
+  ];
   for (const [file, results] of byFile) {
-    const failures = results.filter((r) => !r.passed).length;
-    out.push(`  <testsuite name="${xml(file)}" tests="${results.length}" failures="${failures}" errors="0" skipped="0">`);
+    const fileErrors = results.filter((r) => r.error !== undefined).length;
+    const failures = results.filter((r) => !r.passed).length - fileErrors;
+    out.push(`  <testsuite name="${xml(file)}" tests="${results.length}" failures="${failures}" errors="${fileErrors}" skipped="0">`);
     for (const r of results) {
       const head = `    <testcase classname="${xml(file)}" name="${xml(r.name)}" file="${xml(file)}" line="${r.line}"`;
       if (r.passed) {
         out.push(`${head}/>`);
         continue;
       }
-      const message = r.error ?? r.failures.map((f) => `expected ${f.expected}, got ${f.actual}`).join('; ');
-      const body = [message, r.decision ? renderDecision(r.decision, false) : '', r.decision ? renderExplanation(r.decision.explanation ?? [], false) : ''].join('\n');
-      out.push(`${head}>`, `      <failure message="${xml(message)}" type="${r.error ? 'invalid_request' : 'expectation'}">${xml(body)}</failure>`, '    </testcase>');
+      if (r.error !== undefined) {
+        out.push(`${head}>`, `      <error message="${xml(r.error)}" type="invalid_request">${xml(r.error)}</error>`, '    </testcase>');
+        continue;
+      }
+      const message = r.failures.map((f) => `expected ${f.expected}, got ${f.actual}`).join('; ');
+      const lines = r.failures.map((f) => `${file}:${f.line}:${f.col}: expected ${f.expected}, got ${f.actual}`);
+      const request = requestOf(r);
+      const why = r.decision ? renderDecision(r.decision, false) + (request && ps ? renderWhy(ps.ir, request, r.decision, false) : '') : '';
+      out.push(`${head}>`, `      <failure message="${xml(message)}" type="expectation">${xml([...lines, '', why].join('\n'))}</failure>`, '    </testcase>');
     }
     out.push('  </testsuite>');
   }
