@@ -138,8 +138,10 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<(
   let exporter = options.exporter;
   if (exporter === undefined) {
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
-    // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (+ `/v1/traces`) and headers itself.
-    exporter = new OTLPTraceExporter();
+    // OTLP/HTTP: the traces endpoint is the base endpoint + `/v1/traces` unless given
+    // itself; headers and timeouts come from the standard OTEL_EXPORTER_OTLP_* variables.
+    const url = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || `${(endpoint ?? '').replace(/\/+$/, '')}/v1/traces`;
+    exporter = new OTLPTraceExporter({ url });
   }
   const processor = options.processor === 'simple' ? new base.SimpleSpanProcessor(exporter) : new base.BatchSpanProcessor(exporter);
   const provider = new NodeTracerProvider({
