@@ -12,6 +12,7 @@ import { createMetrics, type AppMetrics } from './metrics.js';
 import type { PolicyHolder } from './policy-holder.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agents.js';
+import { authzenRoutes, storeCatalog } from './routes/authzen.js';
 import { connectRoutes } from './routes/connect.js';
 import { decideRoutes } from './routes/decide.js';
 import { errorBody } from './routes/errors.js';
@@ -56,7 +57,7 @@ export interface BuildAppOptions {
   logger?: false | { level: string };
   /** Route groups from other areas, e.g. the identity endpoints. */
   extensions?: readonly AppExtension[];
-  /** Skip the AuthZEN endpoints (only to measure the app without them). */
+  /** Serve the OpenID AuthZEN endpoints (default true). */
   authzen?: boolean;
 }
 
@@ -200,7 +201,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(connectRoutes, { decider, auth, maxBatch });
   await app.register(adminRoutes, { policies, auth, ...(audit !== undefined ? { audit } : {}) });
   await app.register(agentRoutes, { store, policies, auth, metrics, clock, ...(audit !== undefined ? { audit } : {}) });
-  // AuthZEN and identity register here (see registerExtensions below).
+  if (options.authzen !== false) {
+    await app.register(authzenRoutes, { decider, catalog: storeCatalog(store, policies), auth, maxBatch });
+  }
+  // Other areas' route groups (identity) register here, with the shared services.
   for (const extension of options.extensions ?? []) {
     await app.register(async (scope) => extension(scope, services));
   }

@@ -257,3 +257,21 @@ describe('unknown routes', () => {
     expect(r.json()).toEqual({ error: { code: 'not_found', message: 'no route for GET /v2/nothing' } });
   });
 });
+
+describe('the AuthZEN endpoints in the app', () => {
+  it('serves metadata and evaluations through the same decider and credentials', async () => {
+    const set = fakePolicySet();
+    t = await makeApp({ holder: PolicyHolder.of(set), apiKeys: ['pep-key-0123456789abcdef'] });
+    const meta = await t.app.inject({ method: 'GET', url: '/.well-known/authzen-configuration', headers: { host: 'pdp.example' } });
+    expect(meta.statusCode).toBe(200);
+    expect(meta.json().access_evaluation_endpoint).toMatch(/\/access\/v1\/evaluation$/);
+    const body = { subject: { type: 'agent', id: 'bot-1' }, action: { name: 'read' }, resource: { type: 'doc', id: 'd1', properties: { level: 1 } }, context: { kind: 'test' } };
+    const denied = await t.app.inject({ method: 'POST', url: '/access/v1/evaluation', payload: body });
+    expect(denied.statusCode).toBe(401);
+    const ok = await t.app.inject({ method: 'POST', url: '/access/v1/evaluation', headers: { authorization: 'Bearer pep-key-0123456789abcdef', 'x-request-id': 'az-1' }, payload: body });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ decision: true });
+    expect(ok.headers['x-request-id']).toBe('az-1');
+    expect(set.calls.at(-1)!.action).toBe('read');
+  });
+});
