@@ -21,11 +21,22 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 // global provider delegates to until an SDK registers itself.
 const NOOP_PROVIDER: TracerProvider = new ProxyTracerProvider().getDelegate();
 
-/** True once an SDK tracer provider is registered globally. A few property reads. */
-export function tracingActive(): boolean {
+// `trace.getTracerProvider()` checks the global registry's version on every call (~100 ns);
+// the proxy it returns is the object an SDK's `register()` later delegates to, so it is
+// looked up once and again only after `trace.disable()` (which replaces it).
+let globalProxy: ProxyTracerProvider | null = null;
+let globalProvider: TracerProvider = NOOP_PROVIDER;
+
+function refreshProvider(): void {
   const p = trace.getTracerProvider();
-  const d = p instanceof ProxyTracerProvider ? p.getDelegate() : p;
-  return d !== NOOP_PROVIDER;
+  globalProxy = p instanceof ProxyTracerProvider ? p : null;
+  globalProvider = p;
+}
+refreshProvider();
+
+/** True once an SDK tracer provider is registered globally: one call, no allocation. */
+export function tracingActive(): boolean {
+  return globalProxy !== null ? globalProxy.getDelegate() !== NOOP_PROVIDER : globalProvider !== NOOP_PROVIDER;
 }
 
 type HeaderBag = Record<string, string | string[] | undefined>;
@@ -150,11 +161,13 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<(
   });
   // Also installs the W3C trace-context propagator and the async-hooks context manager.
   provider.register();
+  refreshProvider();
   return async () => {
     await provider.shutdown();
     trace.disable();
     propagation.disable();
     context.disable();
+    refreshProvider();
   };
 }
 
