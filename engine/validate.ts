@@ -61,7 +61,12 @@ function describe(t: Type): string {
 }
 
 function dedupe(xs: Value[]): Value[] {
-  if (xs.length < 2) return xs;
+  // Small sets (the usual case) without duplicates are returned as they are, unallocated.
+  if (xs.length < 16) {
+    let dup = false;
+    for (let i = 1; i < xs.length && !dup; i++) for (let j = 0; j < i; j++) if (xs[i] === xs[j]) dup = true;
+    if (!dup) return xs;
+  }
   return Array.from(new Set(xs));
 }
 
@@ -91,29 +96,15 @@ function zodType(t: Type, mode: Mode): z.ZodType<Value> {
     case 'bool':
       return z.boolean({ error: typeError(describe(t)) });
     case 'version':
-      return z.string({ error: typeError(describe(t)) }).transform((s, ctx) => {
-        const v = parseVersion(s);
-        if (v === undefined) {
-          ctx.issues.push({ code: 'custom', message: `expected ${describe(t)}`, input: s });
-          return z.NEVER;
-        }
-        return v;
-      });
+      // Checks only: zod keeps its fast path; `normalizer` converts after a successful parse.
+      return z.string({ error: typeError(describe(t)) }).refine((s) => parseVersion(s) !== undefined, { message: `expected ${describe(t)}` });
     case 'duration':
-      return z.union([z.number(), z.string()], { error: typeError(describe(t)) }).transform((raw, ctx) => {
-        const v = parseDuration(raw);
-        if (v === undefined) {
-          ctx.issues.push({ code: 'custom', message: `expected ${describe(t)}`, input: raw });
-          return z.NEVER;
-        }
-        return v;
-      });
-    case 'level': {
-      const index = new Map(t.members.map((m, i) => [m, i]));
-      return z.enum(t.members as [string, ...string[]], { error: typeError(describe(t)) }).transform((m) => index.get(m)!);
-    }
+      return z
+        .union([z.number(), z.string()], { error: typeError(describe(t)) })
+        .refine((raw) => parseDuration(raw) !== undefined, { message: `expected ${describe(t)}` });
+    case 'level':
+      return z.enum(t.members as [string, ...string[]], { error: typeError(describe(t)) });
     case 'set':
-      return z.array(zodType(t.elem, mode), { error: typeError(describe(t)) }).transform(dedupe);
     case 'list':
       return z.array(zodType(t.elem, mode), { error: typeError(describe(t)) });
     case 'record': {
@@ -130,6 +121,62 @@ function zodType(t: Type, mode: Mode): z.ZodType<Value> {
       return z.preprocess(ownPropertiesOnly, obj) as unknown as z.ZodType<Value>;
     }
   }
+}
+
+type Normalize = (v: Value) => Value;
+
+/**
+ * The in-place normalization of a request zod has accepted (so every check already holds):
+ * versions → numbers, levels → indexes, durations → seconds, sets deduplicated. Generated
+ * once per schema as straight-line code (attribute names as JSON string literals, never
+ * as code) because a generic walk with computed keys costs more than zod's whole parse.
+ * Subtrees that need nothing are never walked; records and arrays are zod's fresh output,
+ * owned by the caller, so they are updated in place. Null when nothing needs normalizing.
+ */
+function normalizer(root: Type): Normalize | null {
+  const helpers: unknown[] = [];
+  let vars = 0;
+  const helper = (f: unknown): string => `H[${helpers.push(f) - 1}]`;
+  // `at` is an assignable JS expression holding a present value of type `t`.
+  const gen = (t: Type, at: string): string => {
+    switch (t.t) {
+      case 'string':
+      case 'number':
+      case 'bool':
+        return '';
+      case 'version':
+        return `${at} = ${helper(parseVersion)}(${at});`;
+      case 'duration':
+        return `${at} = ${helper(parseDuration)}(${at});`;
+      case 'level':
+        return `${at} = ${helper(new Map(t.members.map((m, i) => [m, i])))}.get(${at});`;
+      case 'set':
+      case 'list': {
+        const a = `a${vars++}`;
+        const i = `i${vars++}`;
+        const elem = gen(t.elem, `${a}[${i}]`);
+        if (!elem && t.t === 'list') return '';
+        const loop = elem ? `for (let ${i} = 0; ${i} < ${a}.length; ${i}++) { ${elem} }` : '';
+        return `{ const ${a} = ${at}; ${loop} ${t.t === 'set' ? `${at} = ${helper(dedupe)}(${a});` : ''} }`;
+      }
+      case 'record': {
+        const o = `o${vars++}`;
+        const body = fieldsOf(t.fields)
+          .map((f) => {
+            const field = `${o}[${JSON.stringify(f.name)}]`;
+            const code = gen(f.type, field);
+            return code && `if (${field} !== undefined) { ${code} }`;
+          })
+          .filter((c) => c !== '')
+          .join(' ');
+        return body && `{ const ${o} = ${at}; ${body} }`;
+      }
+    }
+  };
+  const body = gen(root, 'v');
+  if (!body) return null;
+  const make = new Function('H', `"use strict"; return function normalize(v) { ${body} return v; };`) as (h: unknown[]) => Normalize;
+  return make(helpers);
 }
 
 /** `agent.roles[2]`-style path text. */
@@ -184,13 +231,14 @@ export function createValidator(schema: Schema): RequestValidator {
   const agentField = schema.request.fields.find((f) => f.name === 'agent');
   const agentType: Type = agentField?.type ?? { t: 'record', fields: [] };
   const agentSchema = zodType(agentType, 'registry');
+  const normalize = normalizer(schema.request);
   const noGrants: readonly Grant[] = Object.freeze([]);
 
   return {
     validate(input, env) {
       const r = requestSchema.safeParse(input);
       if (!r.success) return { ok: false, issues: toIssues(r.error, schema.request) };
-      const d = r.data;
+      const d = (normalize ? normalize(r.data) : r.data) as Record<string, Value>;
       for (const root of ROOTS) if (d[root] === undefined) d[root] = {};
       const request: NormalizedRequest = {
         agent: d['agent'] as NormalizedRequest['agent'],
