@@ -110,7 +110,12 @@ export async function main(argv: string[], streams: Streams = processStreams()):
 }
 
 function unknownCommand(name: string, streams: Streams): number {
-  const guess = name.startsWith('-') ? undefined : closest(name, commands.map((c) => c.name));
+  const names = commands.map((c) => c.name);
+  const sorted = (x: string): string => [...x].sort().join('');
+  // edit distance misses swapped letters (`tset`) and prefixes (`ev`): try those too
+  const guess = name.startsWith('-')
+    ? undefined
+    : (closest(name, names) ?? names.find((c) => sorted(c) === sorted(name)) ?? (name.length >= 2 ? names.find((c) => c.startsWith(name)) : undefined));
   const hint = guess ? `; did you mean \`${guess}\`?` : '';
   streams.err(`agp: unknown ${name.startsWith('-') ? 'option' : 'command'} \`${name}\`${hint} (commands: ${commands.map((c) => c.name).join(', ')}; see \`agp --help\`)\n`);
   return 2;
