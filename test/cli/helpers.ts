@@ -73,8 +73,8 @@ export interface Run {
 
 /** Runs `node bin/agp.js ...args` from the repository root, without colour. */
 export function agp(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> {
-  const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, AGP_DEBUG: undefined, ...options.env };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const merged: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, AGP_DEBUG: undefined, ...options.env };
+  const env = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined));
   return new Promise((resolve) => {
     execFile(process.execPath, [join(ROOT, 'bin', 'agp.js'), ...args], { cwd: options.cwd ?? ROOT, env, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
