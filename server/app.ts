@@ -19,6 +19,9 @@ import { errorBody } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
 import { DEFAULT_BODY_LIMIT, DEFAULT_MAX_BATCH } from './config.js';
 
+/** What /v1/decide needs of identity: an AGP-issued token's agent id, or why not. */
+export type AgentTokenVerifier = (token: string) => Promise<{ ok: true; claims: { agp_agent: string } } | { ok: false; error: string; message: string }>;
+
 /** An audit log as the app uses it: the decider's sink plus optional figures for /metrics. */
 export type AppAudit = AuditSink & { stats?: () => { written: number; dropped: number; buffered: number } };
 
@@ -59,6 +62,8 @@ export interface BuildAppOptions {
   extensions?: readonly AppExtension[];
   /** Serve the OpenID AuthZEN endpoints (default true). */
   authzen?: boolean;
+  /** Verifies `AGP-Agent-Token` on /v1/decide (AGP-issued agent tokens; see docs/identity.md). */
+  agentTokens?: AgentTokenVerifier;
 }
 
 declare module 'fastify' {
@@ -197,7 +202,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   );
 
   await app.register(healthRoutes, { policies, store, metrics });
-  await app.register(decideRoutes, { decider, auth, maxBatch });
+  await app.register(decideRoutes, { decider, auth, maxBatch, ...(options.agentTokens !== undefined ? { agentTokens: options.agentTokens } : {}) });
   await app.register(connectRoutes, { decider, auth, maxBatch });
   await app.register(adminRoutes, { policies, auth, ...(audit !== undefined ? { audit } : {}) });
   await app.register(agentRoutes, { store, policies, auth, metrics, clock, ...(audit !== undefined ? { audit } : {}) });

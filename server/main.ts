@@ -3,15 +3,18 @@
 // and graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight requests,
 // flush the audit log, close the store).
 
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppExtension } from './app.js';
-import { createAuditLog, type AuditLog } from './audit.js';
+import { createAuditLog, type AuditEntry, type AuditLog } from './audit.js';
+import type { Json } from '../engine/ir.js';
 import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type ServeFlags, type ServerConfig } from './config.js';
 import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
+import { createIdentity, identityConfigFromEnv, identityRoutes, type DecideScope, type Identity, type IdentityAuditEvent } from './identity/index.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
 import { startTracing } from './tracing.js';
@@ -40,6 +43,8 @@ export interface RunningServer {
   policies: PolicyHolder;
   store: ContextStore;
   audit: AuditLog | undefined;
+  /** Agent credentials and tokens (docs/identity.md). */
+  identity: Identity;
   /** `http://host:port` actually bound (port 0 resolves to the chosen port). */
   url: string;
   /** Graceful stop: stop accepting, finish in-flight requests, flush audit, close the store. */
@@ -63,6 +68,25 @@ export function refuseReason(config: ServerConfig): string | undefined {
   }
   // PEP keys without an admin key is allowed: the admin API then answers 403.
   return undefined;
+}
+
+/** The identity settings for this configuration, or the lines that say why they are unusable. */
+export function identitySettings(config: ServerConfig, env: NodeJS.ProcessEnv): { value?: { issuer: string; encryptionKey: string; tokenTtlS: number; rotateEveryMs: number; ephemeral: boolean }; errors: string[] } {
+  const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  // Off loopback, or with a shared store whose sealed keys must outlive this process, the
+  // key encryption key is required; a lone local node gets a throwaway one.
+  const ephemeral = (env['AGP_KEY_ENCRYPTION_KEY'] ?? '') === '' && isLoopback(config.host) && config.redisUrl === undefined;
+  const r = identityConfigFromEnv(ephemeral ? { ...env, AGP_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') } : env, `http://${host}:${config.port}`);
+  if (r.value === undefined) return { errors: r.errors.map((e) => `${e.variable}: ${e.message} (${e.hint})`) };
+  return { value: { ...r.value, ephemeral }, errors: [] };
+}
+
+function identityAuditEntry(e: IdentityAuditEvent): AuditEntry {
+  const { kind, at, ...rest } = e;
+  const detail = JSON.parse(JSON.stringify(rest)) as { [k: string]: Json };
+  const entry: AuditEntry = { kind: 'admin', operation: `identity.${kind}`, outcome: kind.endsWith('_refused') || kind.endsWith('_rejected') ? 'failed' : 'ok', detail, time: new Date(at).toISOString() };
+  if ('agent' in e && e.agent !== undefined) entry.target = e.agent;
+  return entry;
 }
 
 /** Starts the service with a validated configuration and returns once it is listening. */
@@ -93,8 +117,56 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     });
   }
 
+  const ids = identitySettings(config, env);
+  if (ids.value === undefined) {
+    await audit?.close();
+    await store.close();
+    await stopTracing();
+    throw new Error(ids.errors.join('; '));
+  }
+  const idv = ids.value;
+  let identity: Identity;
+  try {
+    identity = await createIdentity({
+      store,
+      issuer: idv.issuer,
+      encryptionKey: idv.encryptionKey,
+      tokenTtlS: idv.tokenTtlS,
+      rotateEveryMs: idv.rotateEveryMs,
+      audit: (e) => audit?.write(identityAuditEntry(e)),
+    });
+  } catch (err) {
+    await audit?.close();
+    await store.close();
+    await stopTracing();
+    throw err;
+  }
+  const identityExtension: AppExtension = async (scope, services) => {
+    const decideScope: DecideScope = async (q) => {
+      const task: Record<string, unknown> = { kind: 'token_exchange', flagged: false };
+      if (q.onBehalfOf !== undefined) task['on_behalf_of'] = q.onBehalfOf;
+      const o = await services.decider.decide({ agent: { id: q.agentId }, action: q.action, resource: q.resource, task }, { requestId: `token-${q.agentId}`, api: 'token' });
+      if (!o.ok) return { effect: 'deny', obligations: {}, reasons: [o.error.message] };
+      return { effect: o.decision.effect, obligations: o.decision.obligations, reasons: o.decision.reasons, decision_id: o.decision.decision_id };
+    };
+    await scope.register(identityRoutes, {
+      store,
+      keys: identity.keys,
+      tokens: identity.tokens,
+      credentials: identity.credentials,
+      issuer: idv.issuer,
+      decideScope,
+      audit: (e) => audit?.write(identityAuditEntry(e)),
+      authorizeAdmin: (request) => {
+        const r = services.auth.check(request.headers.authorization, 'admin');
+        return r.ok && r.admin;
+      },
+    });
+  };
+
   const policies = new PolicyHolder({ directory: config.policies });
   const app = await buildApp({
+    agentTokens: (token) => identity.verifyAgentToken(token),
     policies,
     store,
     metrics,
@@ -106,9 +178,10 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     ...(audit !== undefined ? { audit } : {}),
     ...(options.clock !== undefined ? { clock: options.clock } : {}),
-    ...(options.extensions !== undefined ? { extensions: options.extensions } : {}),
+    extensions: [identityExtension, ...(options.extensions ?? [])],
   });
   const log = app.log;
+  if (idv.ephemeral) log.warn('identity: no AGP_KEY_ENCRYPTION_KEY; signing keys are sealed with a throwaway key and tokens do not survive a restart');
   storeLog.fn = (level, message) => log[level]({ component: 'store' }, message);
   store.onAnomaly((event) => {
     audit?.write({ kind: 'anomaly', agent: event.agent, anomaly: event.kind, value: event.value, threshold: event.threshold, time: new Date(event.at).toISOString() });
@@ -126,6 +199,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     address = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     process.off('SIGHUP', onHup);
+    identity.close();
     await policies.close();
     await audit?.close();
     await store.close();
@@ -160,13 +234,14 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
         clearTimeout(timer);
         clearInterval(sweep);
       }
+      identity.close();
       await audit?.close();
       await store.close();
       await stopTracing();
     })();
     return closing;
   };
-  return { app, policies, store, audit, url: address, close };
+  return { app, policies, store, audit, identity, url: address, close };
 }
 
 export interface ServeIO {
@@ -218,6 +293,11 @@ export async function serve(argv: readonly string[], io: ServeIO = { err: (t) =>
   const refuse = refuseReason(loaded.config);
   if (refuse !== undefined) {
     io.err(`agp serve: ${refuse}\n`);
+    return 2;
+  }
+  const ids = identitySettings(loaded.config, options.env ?? process.env);
+  if (ids.errors.length > 0) {
+    for (const e of ids.errors) io.err(`agp serve: ${e}\n`);
     return 2;
   }
 

@@ -3,6 +3,7 @@
 // The single-decision path stays synchronous when the store answers from its cache.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AgentTokenVerifier } from '../app.js';
 import type { Auth } from '../auth.js';
 import type { DecidedDecision, DecideMeta, DecideOutcome, Decider } from '../decider.js';
 import { parseTraceparent } from '../tracing.js';
@@ -12,7 +13,12 @@ export interface DecideRoutesOptions {
   decider: Decider;
   auth: Auth;
   maxBatch: number;
+  /** Verifies the `AGP-Agent-Token` header; without it the header is refused. */
+  agentTokens?: AgentTokenVerifier;
 }
+
+/** Carries an AGP-issued agent token: the decision is for the token's agent (`agp_agent`). */
+export const AGENT_TOKEN_HEADER = 'agp-agent-token';
 
 /** The response body of one decision (the engine's `effect` is `decision` on the wire). */
 export interface DecisionBody {
@@ -79,11 +85,27 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
   // JSON only: a text/plain body is a 415, not a string the decider would call invalid.
   app.removeContentTypeParser('text/plain');
 
+  /** The agent is the verified token's, whatever `agent.id` the body names. */
+  async function decideForToken(request: FastifyRequest, reply: FastifyReply, token: string | string[], explain: boolean): Promise<FastifyReply> {
+    if (opts.agentTokens === undefined || typeof token !== 'string') {
+      return reply.code(401).send(errorBody('invalid_agent_token', 'agent tokens are not accepted here'));
+    }
+    const v = await opts.agentTokens(token.replace(/^Bearer\s+/i, ''));
+    if (!v.ok) return reply.code(401).send(errorBody('invalid_agent_token', `the agent token is not valid: ${v.message}`));
+    const body = request.body;
+    const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const agent = typeof raw['agent'] === 'object' && raw['agent'] !== null ? (raw['agent'] as Record<string, unknown>) : {};
+    const outcome = await decider.decide({ ...raw, agent: { ...agent, id: v.claims.agp_agent } }, metaOf(request, 'decide', explain));
+    return send(reply, outcome);
+  }
+
   app.post('/v1/decide', { onRequest }, (request, reply) => {
     const explain = explainFlag(request.body);
     if (explain === 'invalid') {
       return reply.code(400).send(errorBody('invalid_request', 'explain: expected a boolean', { issues: [{ path: 'explain', message: 'expected a boolean' }] }));
     }
+    const token = request.headers[AGENT_TOKEN_HEADER];
+    if (token !== undefined) return decideForToken(request, reply, token, explain);
     const outcome = decider.decide(request.body, metaOf(request, 'decide', explain));
     if (isThenable(outcome)) return outcome.then((o) => send(reply, o));
     return send(reply, outcome);

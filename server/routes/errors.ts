@@ -9,6 +9,7 @@ import { WWW_AUTHENTICATE, type Auth, type Scope } from '../auth.js';
 export type ErrorCode =
   | 'invalid_request'
   | 'unauthenticated'
+  | 'invalid_agent_token'
   | 'forbidden'
   | 'not_found'
   | 'payload_too_large'

@@ -76,11 +76,44 @@ describe('agp serve', () => {
   });
 
   it('serves a non-loopback host when keys are configured', async () => {
-    const s = await start(config({ host: '0.0.0.0', apiKeys: ['pep-key-0123456789abcdef'] }));
+    const s = await start(config({ host: '0.0.0.0', apiKeys: ['pep-key-0123456789abcdef'] }), { env: { AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64') } });
     try {
       const port = new URL(s.url).port;
       const r = await fetch(`http://127.0.0.1:${port}/v1/decide`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(READ_TRANSACTIONS) });
       expect(r.status).toBe(401);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('requires the key encryption key off loopback (exit 2)', async () => {
+    const out: string[] = [];
+    const code = await serve(['--host', '0.0.0.0', '--port', '0'], { err: (s) => void out.push(s) }, { env: { AGP_API_KEYS: 'pep-key-0123456789abcdef' } });
+    expect(code).toBe(2);
+    expect(out.join('')).toMatch(/^agp serve: AGP_KEY_ENCRYPTION_KEY: no key encryption key is set/);
+  });
+
+  it('takes the agent from a verified AGP-Agent-Token on /v1/decide', async () => {
+    const s = await start(config());
+    try {
+      const { token } = await s.identity.tokens.issue({ subject: 'fraudbot-1', agent: 'fraudbot-1', clientId: 'fraudbot-1', audience: [s.identity.tokens.issuer], scope: [], ttlS: 60 });
+      const call = (headers: Record<string, string>) =>
+        fetch(`${s.url}/v1/decide`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ ...READ_TRANSACTIONS, agent: { ...(READ_TRANSACTIONS['agent'] as object), id: 'someone-else' } }),
+        });
+      // The body names `someone-else` (unregistered: decided from the request, a permit);
+      // the token's agent is deactivated, so a deny shows whose decision it was.
+      expect(((await (await call({})).json()) as { decision: string }).decision).toBe('permit');
+      await s.store.putAgent('fraudbot-1', {}, Date.now());
+      await s.store.setAgentActive('fraudbot-1', false, Date.now());
+      const ok = await call({ 'agp-agent-token': token });
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toMatchObject({ decision: 'deny', reasons: ['agent deactivated'] });
+      const bad = await call({ 'agp-agent-token': `${token.slice(0, -4)}AAAA` });
+      expect(bad.status).toBe(401);
+      expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_agent_token');
     } finally {
       await s.close();
     }
