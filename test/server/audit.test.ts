@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import {
   canonicalJson,
   createAuditLog,
@@ -183,6 +184,47 @@ describe('audit log chain', () => {
     const res = await verifyAuditFile(file);
     expect(res).toMatchObject({ ok: false, firstBadLine: 4 });
     expect(res.problem).toMatch(/JSON/);
+  });
+});
+
+describe('audit log tampering (property)', () => {
+  it('any single edit, removal, duplication or swap is reported at the first line it breaks', async () => {
+    const file = join(dir, 'base.jsonl');
+    const lines = await writeLog(file, 20);
+    const head = JSON.parse(lines.at(-1)!).hash as string;
+    const target = join(dir, 'tampered.jsonl');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: lines.length - 1 }),
+        fc.constantFrom('edit', 'remove', 'duplicate', 'swap'),
+        fc.constantFrom('agent', 'effect', 'risk', 'seq', 'time', 'prev'),
+        async (i, how, field) => {
+          const copy = [...lines];
+          let expected: number; // 1-based
+          if (how === 'edit') {
+            const rec = JSON.parse(copy[i]!);
+            rec[field] = typeof rec[field] === 'number' ? rec[field] + 1 : `${String(rec[field])}x`;
+            copy[i] = JSON.stringify(rec);
+            expected = i + 1;
+          } else if (how === 'remove') {
+            copy.splice(i, 1);
+            expected = i + 1; // the line after the gap (or, for the last line, the missing head)
+          } else if (how === 'duplicate') {
+            copy.splice(i + 1, 0, copy[i]!);
+            expected = i + 2;
+          } else {
+            if (i === copy.length - 1) return; // nothing after the last line to swap with
+            [copy[i], copy[i + 1]] = [copy[i + 1]!, copy[i]!];
+            expected = i + 1;
+          }
+          rewrite(target, copy);
+          const res = await verifyAuditFile(target, { expectHead: head });
+          expect(res.ok).toBe(false);
+          expect(res.firstBadLine).toBe(expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
 
