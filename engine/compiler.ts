@@ -11,7 +11,8 @@
 
 import type { Decision, NormalizedRequest } from './decision.js';
 import type { IrExpr, IrPolicy, IrPolicySet, IrTargetTest, Type, Value } from './ir.js';
-import { evalConstant, isConstant } from './interpreter.js';
+import { evalExpr, isConstant, newContext } from './interpreter.js';
+import type { EvalContext } from './interpreter.js';
 import {
   EFFECT_BIT,
   NO_POLICY_REASON,
@@ -89,18 +90,25 @@ class Generator {
   readonly constants: unknown[] = [];
   private readonly constIndex = new Map<unknown, number>();
   private temps = 0;
-  private readonly letConst: (Value | undefined)[];
+  /** The value of each let that is the same for every request (folded), else undefined. */
+  private readonly letConst: (Value | undefined)[] = [];
+  /** An evaluation context without a request, its let memo holding the constant lets. */
+  private readonly constCtx: EvalContext;
 
   constructor(
     readonly ps: IrPolicySet,
     readonly indexAction: boolean,
     readonly indexType: boolean,
   ) {
-    this.letConst = ps.lets.map((l) => (isConstant(l.expr) ? evalConstant(l.expr, ps) : undefined));
-    // A let built only from constants and constant lets is itself constant.
+    this.constCtx = newContext(ps, null);
+    // Lets come in dependency order, so one pass folds lets built from constant lets too.
     for (let i = 0; i < ps.lets.length; i++) {
-      if (this.letConst[i] === undefined && this.isFoldable(ps.lets[i]!.expr)) {
-        this.letConst[i] = this.evalFoldable(ps.lets[i]!.expr);
+      const expr = ps.lets[i]!.expr;
+      if (this.isFoldable(expr)) {
+        const v = this.evalFoldable(expr);
+        this.letConst[i] = v;
+        this.constCtx.letDone[i] = true;
+        this.constCtx.letValue[i] = v;
       }
     }
   }
@@ -137,16 +145,18 @@ class Generator {
     return this.hoist(v);
   }
 
-  /** Constant up to constant lets (which `isConstant` alone treats as variable). */
-  private isFoldable(e: IrExpr): boolean {
-    if (e.op === 'let') return this.letConst[e.index] !== undefined;
-    if (isConstant(e)) return true;
-    return false;
+  isConstantLet(index: number): boolean {
+    return this.letConst[index] !== undefined;
   }
 
+  /** The same for every request, counting constant lets as constants. */
+  private isFoldable(e: IrExpr): boolean {
+    return isConstant(e, (i) => this.letConst[i] !== undefined);
+  }
+
+  /** Evaluates a foldable expression with the interpreter (one semantics, not two). */
   private evalFoldable(e: IrExpr): Value {
-    if (e.op === 'let') return this.letConst[e.index]!;
-    return evalConstant(e, this.ps);
+    return evalExpr(e, this.constCtx);
   }
 
   access(path: readonly string[]): string {
@@ -176,8 +186,7 @@ class Generator {
   }
 
   expr(e: IrExpr): string {
-    if (e.op !== 'lit' && e.op !== 'list' && isConstant(e)) return this.literal(evalConstant(e, this.ps));
-    if (e.op === 'list' && isConstant(e)) return this.literal(evalConstant(e, this.ps));
+    if (e.op !== 'lit' && this.isFoldable(e)) return this.literal(this.evalFoldable(e));
     switch (e.op) {
       case 'lit':
         return this.literal(e.value);
@@ -428,6 +437,7 @@ export function compilePolicySet(ps: IrPolicySet): CompiledPolicySet {
   const parts: string[] = [];
 
   for (let i = 0; i < ps.lets.length; i++) {
+    if (g.isConstantLet(i)) continue; // folded into its uses
     g.beginFunction();
     const body = g.expr(ps.lets[i]!.expr);
     parts.push(`function L${i}(r) { ${g.tempDecl()} const v = ${body}; LV[${i}] = v; LS[${i}] = G; return v; }`);

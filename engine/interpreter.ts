@@ -157,38 +157,42 @@ export function evalConstant(e: IrExpr, ps: IrPolicySet): Value {
   return evalExpr(e, newContext(ps, null));
 }
 
-/** Whether an expression's value is the same for every request (no attr/has/let/risk/granted). */
-export function isConstant(e: IrExpr): boolean {
+/**
+ * Whether an expression's value is the same for every request: no attr/has/risk/granted,
+ * and lets only where `constantLet` says the let is itself constant (none by default).
+ */
+export function isConstant(e: IrExpr, constantLet: (index: number) => boolean = () => false): boolean {
+  const c = (x: IrExpr): boolean => isConstant(x, constantLet);
   switch (e.op) {
     case 'lit':
       return true;
+    case 'let':
+      return constantLet(e.index);
     case 'attr':
     case 'has':
-    case 'let':
     case 'risk':
     case 'granted':
       return false;
     case 'not':
     case 'neg':
-      return isConstant(e.arg);
     case 'like':
-      return isConstant(e.arg);
+      return c(e.arg);
     case 'and':
     case 'or':
     case 'call':
-      return e.args.every(isConstant);
+      return e.args.every(c);
     case 'list':
-      return e.items.every(isConstant);
+      return e.items.every(c);
     case 'cmp':
     case 'arith':
     case 'concat':
-      return isConstant(e.left) && isConstant(e.right);
+      return c(e.left) && c(e.right);
     case 'in':
-      return isConstant(e.elem) && isConstant(e.coll);
+      return c(e.elem) && c(e.coll);
     case 'match':
-      return isConstant(e.subject) && e.cases.every((c) => isConstant(c.result)) && (e.otherwise === null || isConstant(e.otherwise));
+      return c(e.subject) && e.cases.every((k) => c(k.result)) && (e.otherwise === null || c(e.otherwise));
     case 'cond':
-      return isConstant(e.cond) && isConstant(e.then) && isConstant(e.else);
+      return c(e.cond) && c(e.then) && c(e.else);
   }
 }
 

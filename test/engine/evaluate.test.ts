@@ -298,6 +298,18 @@ describe('expressions', () => {
     expect(d.effect).toBe('permit');
   });
 
+  it('folds constant expressions and constant lets at compile time', () => {
+    const ps = policySet({
+      lets: [letDecl('k', arith('+', num(1), num(2)), T.number), letDecl('k2', arith('*', letRef(0, T.number), num(2)), T.number), letDecl('big', cmp('>', letRef(1, T.number), num(5)), T.bool)],
+      factors: [factor('k2', letRef(1, T.number))],
+      policies: [policy('p', { when: and(letRef(2, T.bool), cmp('==', concat(str('a'), str('b')), str('ab'))), branches: [branch('permit')] })],
+    });
+    const { source } = compilePolicySet(ps);
+    expect(source).not.toMatch(/function L\d/);
+    expect(source).toContain('ROUND6(6)');
+    expect(decide(ps, request())).toMatchObject({ effect: 'permit', factors: { k2: 6 } });
+  });
+
   it('evaluates `granted` against the request’s grants and clock', () => {
     const ps = policySet({ policies: [policy('p', { target: [target('action', 'freeze_account')], branches: [branch('permit', grantedE), branch('escalate')] })] });
     const base = { action: 'freeze_account', now: 5_000 };
