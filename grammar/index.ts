@@ -91,7 +91,7 @@ export function parseSource(text: string, path = '<input>'): ParseResult {
 }
 
 function parseUnchecked(path: string, text: string): ParseResult {
-  if (text.length > MAX_FILE_BYTES / 4) {
+  if (text.length > MAX_FILE_BYTES / 4 && Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
     const at = byteLimitOffset(text, MAX_FILE_BYTES);
     if (at >= 0)
       return limitResult(path, text, positionOf(path, text, at), `file is larger than 1 MiB (${MAX_FILE_BYTES} bytes)`, 'split the policies into several files');

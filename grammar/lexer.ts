@@ -15,6 +15,12 @@ export const CompareOperator = createToken({ name: 'CompareOperator', pattern: L
 /** `== != < <= > >=`: the operators an `expect risk`/`expect factor` item accepts. */
 export const NumericCompare = createToken({ name: 'NumericCompare', pattern: Lexer.NA, label: 'a comparison' });
 export const Effect = createToken({ name: 'Effect', pattern: Lexer.NA, label: '`permit`, `deny` or `escalate`' });
+/** Every infix operator except `has` (which takes a name, not an operand). */
+export const BinaryOperator = createToken({ name: 'BinaryOperator', pattern: Lexer.NA, label: 'an operator' });
+/** Tokens that are a whole expression: literals, `true`, `false`, `risk`, `granted`. */
+export const LiteralToken = createToken({ name: 'LiteralToken', pattern: Lexer.NA, label: 'a literal' });
+/** `not` and unary `-`. */
+export const PrefixOperator = createToken({ name: 'PrefixOperator', pattern: Lexer.NA, label: '`not` or `-`' });
 
 // ---------------------------------------------------------------- trivia
 
@@ -27,14 +33,14 @@ export const UnterminatedBlockComment = createToken({ name: 'UnterminatedBlockCo
 // ---------------------------------------------------------------- literals
 
 /** Strings stay on one line; escapes are checked (and decoded) by `decodeString`. */
-export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\r\n]|\\[^\r\n])*"/, label: 'a string' });
+export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\r\n]|\\[^\r\n])*"/, label: 'a string', categories: [LiteralToken] });
 /** Reported, then handed to the parser as a string so one typo gives one diagnostic. */
 export const UnterminatedString = createToken({ name: 'UnterminatedString', pattern: /"(?:[^"\\\r\n]|\\[^\r\n])*\\?/ });
 // A number-like run must not be glued to letters, digits or a further `.digit`: `5min`,
 // `1.2.3.4` and `12abc` are one bad token each instead of a confusing token pair.
-export const VersionLiteral = createToken({ name: 'VersionLiteral', pattern: /\d+\.\d+\.\d+(?![A-Za-z0-9_]|\.\d)/, label: 'a version' });
-export const DurationLiteral = createToken({ name: 'DurationLiteral', pattern: /\d+(?:\.\d+)?(?:ms|s|m|h|d)(?![A-Za-z0-9_]|\.\d)/, label: 'a duration' });
-export const NumberLiteral = createToken({ name: 'NumberLiteral', pattern: /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![A-Za-z0-9_]|\.\d)/, label: 'a number' });
+export const VersionLiteral = createToken({ name: 'VersionLiteral', pattern: /\d+\.\d+\.\d+(?![A-Za-z0-9_]|\.\d)/, label: 'a version', categories: [LiteralToken] });
+export const DurationLiteral = createToken({ name: 'DurationLiteral', pattern: /\d+(?:\.\d+)?(?:ms|s|m|h|d)(?![A-Za-z0-9_]|\.\d)/, label: 'a duration', categories: [LiteralToken] });
+export const NumberLiteral = createToken({ name: 'NumberLiteral', pattern: /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![A-Za-z0-9_]|\.\d)/, label: 'a number', categories: [LiteralToken] });
 /** Reported, then handed to the parser as a number. */
 export const BadNumber = createToken({ name: 'BadNumber', pattern: /\d[A-Za-z0-9_.]*/ });
 
@@ -54,7 +60,7 @@ function keyword(word: string, categories: TokenType[] = []): TokenType {
 
 export const Schema = keyword('schema');
 export const Let = keyword('let');
-export const Risk = keyword('risk');
+export const Risk = keyword('risk', [LiteralToken]);
 export const Policy = keyword('policy');
 export const Forbid = keyword('forbid');
 export const On = keyword('on');
@@ -65,18 +71,18 @@ export const Escalate = keyword('escalate', [Effect]);
 export const If = keyword('if');
 export const With = keyword('with');
 export const Because = keyword('because');
-export const And = keyword('and');
-export const Or = keyword('or');
-export const Not = keyword('not');
-export const In = keyword('in', [CompareOperator]);
-export const Contains = keyword('contains', [CompareOperator]);
+export const And = keyword('and', [BinaryOperator]);
+export const Or = keyword('or', [BinaryOperator]);
+export const Not = keyword('not', [PrefixOperator]);
+export const In = keyword('in', [CompareOperator, BinaryOperator]);
+export const Contains = keyword('contains', [CompareOperator, BinaryOperator]);
 export const Has = keyword('has');
-export const Like = keyword('like', [CompareOperator]);
-export const True = keyword('true');
-export const False = keyword('false');
+export const Like = keyword('like', [CompareOperator, BinaryOperator]);
+export const True = keyword('true', [LiteralToken]);
+export const False = keyword('false', [LiteralToken]);
 export const Match = keyword('match');
 export const Else = keyword('else');
-export const Granted = keyword('granted');
+export const Granted = keyword('granted', [LiteralToken]);
 export const Test = keyword('test');
 export const Expect = keyword('expect');
 
@@ -98,22 +104,22 @@ export const LParen = punct('LParen', '(');
 export const RParen = punct('RParen', ')');
 export const LBracket = punct('LBracket', '[');
 export const RBracket = punct('RBracket', ']');
-export const LessEq = punct('LessEq', '<=', [CompareOperator, NumericCompare]);
-export const GreaterEq = punct('GreaterEq', '>=', [CompareOperator, NumericCompare]);
-export const EqEq = punct('EqEq', '==', [CompareOperator, NumericCompare]);
-export const NotEq = punct('NotEq', '!=', [CompareOperator, NumericCompare]);
-export const Less = punct('Less', '<', [CompareOperator, NumericCompare]);
-export const Greater = punct('Greater', '>', [CompareOperator, NumericCompare]);
+export const LessEq = punct('LessEq', '<=', [CompareOperator, NumericCompare, BinaryOperator]);
+export const GreaterEq = punct('GreaterEq', '>=', [CompareOperator, NumericCompare, BinaryOperator]);
+export const EqEq = punct('EqEq', '==', [CompareOperator, NumericCompare, BinaryOperator]);
+export const NotEq = punct('NotEq', '!=', [CompareOperator, NumericCompare, BinaryOperator]);
+export const Less = punct('Less', '<', [CompareOperator, NumericCompare, BinaryOperator]);
+export const Greater = punct('Greater', '>', [CompareOperator, NumericCompare, BinaryOperator]);
 export const Equals = punct('Equals', '=');
 export const Colon = punct('Colon', ':');
 export const Comma = punct('Comma', ',');
 export const Dot = punct('Dot', '.');
 export const Question = punct('Question', '?');
-export const Plus = punct('Plus', '+');
-export const Minus = punct('Minus', '-');
-export const Star = punct('Star', '*');
-export const Slash = punct('Slash', '/');
-export const Percent = punct('Percent', '%');
+export const Plus = punct('Plus', '+', [BinaryOperator]);
+export const Minus = punct('Minus', '-', [BinaryOperator, PrefixOperator]);
+export const Star = punct('Star', '*', [BinaryOperator]);
+export const Slash = punct('Slash', '/', [BinaryOperator]);
+export const Percent = punct('Percent', '%', [BinaryOperator]);
 
 /** Token types in match order (first match wins, so longer forms come first). */
 export const ALL_TOKENS: TokenType[] = [
@@ -132,7 +138,7 @@ export const ALL_TOKENS: TokenType[] = [
   LBrace, RBrace, LParen, RParen, LBracket, RBracket,
   LessEq, GreaterEq, EqEq, NotEq, Less, Greater, Equals,
   Colon, Comma, Dot, Question, Plus, Minus, Star, Slash, Percent,
-  AnyName, CompareOperator, NumericCompare, Effect,
+  AnyName, CompareOperator, NumericCompare, Effect, BinaryOperator, PrefixOperator, LiteralToken,
 ];
 
 const agpLexer = new Lexer(ALL_TOKENS, {
@@ -161,11 +167,19 @@ export function tokenSpan(file: string, t: IToken): Span {
 export function endOfFileSpan(file: string, text: string): Span {
   let line = 1;
   let lineStart = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) {
+  if (!text.includes('\r')) {
+    // the common case, with the native search instead of a loop over every character
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
       line++;
       lineStart = i + 1;
+    }
+  } else {
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) {
+        line++;
+        lineStart = i + 1;
+      }
     }
   }
   const col = text.length - lineStart + 1;

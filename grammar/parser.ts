@@ -3,18 +3,18 @@
 // grammar/to-ast.ts; plus the token pre-scan for nesting limits and the syntax-error
 // messages users read.
 import { EmbeddedActionsParser, EOF, tokenMatcher } from 'chevrotain';
-import type { IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+import type { IOrAlt, IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
 import type * as A from './ast.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import * as T from './lexer.js';
 import { AstBuilder } from './to-ast.js';
-import type { Expectation } from './to-ast.js';
+import type { Expectation, Operand, OperatorItem } from './to-ast.js';
 
 /** Prefix operators and brackets may nest this deep (checked on tokens before parsing). */
 export const MAX_NESTING = 64;
 /** Backstop inside the parser: Chevrotain rule nesting that can only be reached if the
  *  token pre-scan missed something. Well below what overflows the JS stack. */
-const MAX_RULE_DEPTH = MAX_NESTING * 14 + 64;
+const MAX_RULE_DEPTH = MAX_NESTING * 8 + 64;
 
 /** Thrown out of the parser by the backstop guard; turned into `agp_limit_error`. */
 export class NestingLimitError extends Error {
@@ -108,8 +108,7 @@ function openerPhrase(expected: TokenType, actual: IToken, ruleName: string): st
 
 /** Rules where an expression may just have ended, so `=` or a second comparison is a slip. */
 const EXPRESSION_RULES = new Set([
-  'expression', 'orExpr', 'andExpr', 'notExpr', 'compareExpr', 'additiveExpr', 'multExpr', 'unaryExpr',
-  'postfixExpr', 'primary', 'outcome', 'policyDecl', 'forbidDecl', 'riskDecl',
+  'expression', 'operand', 'primary', 'outcome', 'policyDecl', 'forbidDecl', 'riskDecl',
 ]);
 
 function hintFor(actual: IToken, ruleName: string): string {
@@ -171,6 +170,9 @@ const messages: IParserErrorMessageProvider = {
 };
 
 // ---------------------------------------------------------------- grammar
+
+/** Shared by every operand without prefix operators (most of them): one allocation less each. */
+const NO_PREFIXES: IToken[] = [];
 
 type Rule<R> = (idx?: number) => R;
 
@@ -530,178 +532,74 @@ class AgpParser extends EmbeddedActionsParser {
 
   // ------------------------------------------------------------ expressions
 
+  // Expressions are a flat `operand (operator operand)*` here: the builder applies the
+  // documented precedence (grammar/to-ast.ts `climb`). One rule per precedence level
+  // would cost ten rule invocations per operand.
   expression: Rule<A.Expr> = this.RULE(
     'expression',
     () => {
       this.guardDepth();
-      return this.SUBRULE(this.orExpr);
-    },
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  orExpr: Rule<A.Expr> = this.RULE(
-    'orExpr',
-    () => {
-      let left = this.SUBRULE(this.andExpr);
+      const operands: Operand[] = [this.SUBRULE(this.operand)];
+      const ops: OperatorItem[] = [];
       this.MANY(() => {
-        const op = this.CONSUME(T.Or);
-        const right = this.SUBRULE2(this.andExpr);
-        left = this.ACTION(() => this.b.binary(op, left, right));
+        const item = this.OR(this.operatorAlts);
+        if (this.RECORDING_PHASE) return;
+        ops.push(item);
+        if (item.right) operands.push(item.right);
       });
-      return left;
+      return this.RECORDING_PHASE ? (undefined as unknown as A.Expr) : this.b.climb(operands, ops);
     },
     { recoveryValueFunc: this.errorValue },
   );
 
-  andExpr: Rule<A.Expr> = this.RULE(
-    'andExpr',
-    () => {
-      let left = this.SUBRULE(this.notExpr);
-      this.MANY(() => {
-        const op = this.CONSUME(T.And);
-        const right = this.SUBRULE2(this.notExpr);
-        left = this.ACTION(() => this.b.binary(op, left, right));
-      });
-      return left;
+  // Alternatives are built once: an OR given a fresh array allocates on every call.
+  private readonly operatorAlts: IOrAlt<OperatorItem & { right: Operand | undefined }>[] = [
+    {
+      ALT: () => {
+        const op = this.CONSUME(T.BinaryOperator);
+        return { op, name: undefined, right: this.SUBRULE2(this.operand) };
+      },
     },
-    { recoveryValueFunc: this.errorValue },
-  );
+    { ALT: () => ({ op: this.CONSUME(T.Has), name: this.CONSUME(T.AnyName), right: undefined }) },
+  ];
 
-  notExpr: Rule<A.Expr> = this.RULE(
-    'notExpr',
-    () =>
-      this.OR<A.Expr>([
-        {
-          ALT: () => {
-            const op = this.CONSUME(T.Not);
-            const arg = this.SUBRULE(this.notExpr);
-            return this.ACTION(() => this.b.unary(op, arg));
-          },
-        },
-        { ALT: () => this.SUBRULE(this.compareExpr) },
-      ]),
-    { recoveryValueFunc: this.errorValue },
-  );
+  operand: Rule<Operand> = this.RULE('operand', () => {
+    let prefixes: IToken[] = NO_PREFIXES;
+    this.MANY(() => {
+      const p = this.CONSUME(T.PrefixOperator);
+      if (prefixes === NO_PREFIXES) prefixes = [];
+      prefixes.push(p);
+    });
+    let atom = this.SUBRULE(this.primary);
+    this.MANY2(() => {
+      this.CONSUME(T.Dot);
+      const name = this.CONSUME(T.AnyName);
+      if (!this.RECORDING_PHASE) atom = this.b.member(atom, name);
+    });
+    return { prefixes, atom };
+  });
 
-  compareExpr: Rule<A.Expr> = this.RULE(
-    'compareExpr',
-    () => {
-      let left = this.SUBRULE(this.additiveExpr);
-      this.OPTION(() => {
-        this.OR([
-          {
-            ALT: () => {
-              const op = this.CONSUME(T.CompareOperator);
-              const right = this.SUBRULE2(this.additiveExpr);
-              left = this.ACTION(() => this.b.binary(op, left, right));
-            },
-          },
-          {
-            ALT: () => {
-              this.CONSUME(T.Has);
-              const name = this.CONSUME(T.AnyName);
-              left = this.ACTION(() => this.b.has(left, name));
-            },
-          },
-        ]);
-      });
-      return left;
+  primary: Rule<A.Expr> = this.RULE('primary', () => this.OR(this.primaryAlts), { recoveryValueFunc: this.errorValue });
+
+  private readonly primaryAlts: IOrAlt<A.Expr>[] = [
+    {
+      ALT: () => {
+        const t = this.CONSUME(T.LiteralToken);
+        return this.RECORDING_PHASE ? (t as unknown as A.Expr) : this.b.literal(t);
+      },
     },
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  additiveExpr: Rule<A.Expr> = this.RULE(
-    'additiveExpr',
-    () => {
-      let left = this.SUBRULE(this.multExpr);
-      this.MANY(() => {
-        const op = this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
-        const right = this.SUBRULE2(this.multExpr);
-        left = this.ACTION(() => this.b.binary(op, left, right));
-      });
-      return left;
+    {
+      ALT: () => {
+        const id = this.CONSUME(T.Identifier);
+        const call = this.OPTION(() => this.SUBRULE(this.callArgs));
+        return this.RECORDING_PHASE ? (id as unknown as A.Expr) : this.b.nameOrCall(id, call);
+      },
     },
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  multExpr: Rule<A.Expr> = this.RULE(
-    'multExpr',
-    () => {
-      let left = this.SUBRULE(this.unaryExpr);
-      this.MANY(() => {
-        const op = this.OR([
-          { ALT: () => this.CONSUME(T.Star) },
-          { ALT: () => this.CONSUME(T.Slash) },
-          { ALT: () => this.CONSUME(T.Percent) },
-        ]);
-        const right = this.SUBRULE2(this.unaryExpr);
-        left = this.ACTION(() => this.b.binary(op, left, right));
-      });
-      return left;
-    },
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  unaryExpr: Rule<A.Expr> = this.RULE(
-    'unaryExpr',
-    () =>
-      this.OR<A.Expr>([
-        {
-          ALT: () => {
-            const op = this.CONSUME(T.Minus);
-            const arg = this.SUBRULE(this.unaryExpr);
-            return this.ACTION(() => this.b.unary(op, arg));
-          },
-        },
-        { ALT: () => this.SUBRULE(this.postfixExpr) },
-      ]),
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  postfixExpr: Rule<A.Expr> = this.RULE(
-    'postfixExpr',
-    () => {
-      let e = this.SUBRULE(this.primary);
-      this.MANY(() => {
-        this.CONSUME(T.Dot);
-        const name = this.CONSUME(T.AnyName);
-        e = this.ACTION(() => this.b.member(e, name));
-      });
-      return e;
-    },
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  primary: Rule<A.Expr> = this.RULE(
-    'primary',
-    () =>
-      this.OR<A.Expr>([
-        { ALT: () => this.literal(this.CONSUME(T.StringLiteral)) },
-        { ALT: () => this.literal(this.CONSUME(T.NumberLiteral)) },
-        { ALT: () => this.literal(this.CONSUME(T.VersionLiteral)) },
-        { ALT: () => this.literal(this.CONSUME(T.DurationLiteral)) },
-        { ALT: () => this.literal(this.CONSUME(T.True)) },
-        { ALT: () => this.literal(this.CONSUME(T.False)) },
-        { ALT: () => this.literal(this.CONSUME(T.Risk)) },
-        { ALT: () => this.literal(this.CONSUME(T.Granted)) },
-        {
-          ALT: () => {
-            const id = this.CONSUME(T.Identifier);
-            const call = this.OPTION(() => this.SUBRULE(this.callArgs));
-            return this.ACTION(() => this.b.nameOrCall(id, call));
-          },
-        },
-        { ALT: () => this.SUBRULE(this.listLit) },
-        { ALT: () => this.SUBRULE(this.recordLit) },
-        { ALT: () => this.SUBRULE(this.matchExpr) },
-        { ALT: () => this.SUBRULE(this.parenExpr) },
-      ]),
-    { recoveryValueFunc: this.errorValue },
-  );
-
-  private literal(t: IToken): A.Expr {
-    return this.ACTION(() => this.b.literal(t));
-  }
+    { ALT: () => this.SUBRULE(this.listLit) },
+    { ALT: () => this.SUBRULE(this.recordLit) },
+    { ALT: () => this.SUBRULE(this.matchExpr) },
+    { ALT: () => this.SUBRULE(this.parenExpr) },
+  ];
 
   callArgs: Rule<{ args: A.Expr[]; close: IToken }> = this.RULE('callArgs', () => {
     this.CONSUME(T.LParen);

@@ -26,6 +26,43 @@ function real(t: IToken | undefined): t is IToken {
   return t !== undefined && !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
 }
 
+/** One operand of a flat expression: prefix operators, then a primary with its `.name`s. */
+export interface Operand {
+  prefixes: IToken[];
+  atom: A.Expr;
+}
+
+/** An infix operator of a flat expression; `has` carries its attribute name instead of
+ *  an operand. */
+export interface OperatorItem {
+  op: IToken;
+  name: IToken | undefined;
+}
+
+/** Binding strength of infix operators (higher binds tighter); `not` sits at 3, unary `-` at 7. */
+const PREC: Record<string, number> = {
+  or: 1,
+  and: 2,
+  '==': 4,
+  '!=': 4,
+  '<': 4,
+  '<=': 4,
+  '>': 4,
+  '>=': 4,
+  in: 4,
+  contains: 4,
+  like: 4,
+  has: 4,
+  '+': 5,
+  '-': 5,
+  '*': 6,
+  '/': 6,
+  '%': 6,
+};
+const NOT_PREC = 3;
+const COMPARE_PREC = 4;
+const NEG_PREC = 7;
+
 /** What an `expect ...` line said, before the test item wraps it with its span. */
 export type Expectation =
   | { kind: 'effect'; effect: IToken; obligations: A.RecordLit | undefined }
@@ -234,6 +271,58 @@ export class AstBuilder {
   }
 
   // ------------------------------------------------------------ expressions
+
+  /**
+   * Builds the tree of `operands[0] ops[0] operands[1] ...` by precedence climbing, with the
+   * grammar's rules: `not x` takes a comparison or another `not`; `-x` takes an operand
+   * only; comparisons (and `has`) do not chain. Recursion is bounded by the precedence
+   * levels and prefix counts (both limited); chains are built by a loop.
+   */
+  climb(operands: Operand[], ops: OperatorItem[]): A.Expr {
+    let opIdx = 0;
+    // `has` takes no operand, so operands and operators are counted apart
+    let operandIdx = 0;
+    let preIdx = 0;
+    const prefixRule = (minPrec: number, afterNot: boolean): A.Expr => {
+      const o = operands[operandIdx];
+      if (!o) return this.errorExpr();
+      const p = o.prefixes[preIdx];
+      if (!p) return o.atom;
+      preIdx++;
+      if (p.tokenType === T.Not) {
+        if (minPrec > NOT_PREC && !afterNot)
+          this.error(this.span(p), '`not` needs parentheses here', 'write `(not ...)`: `not` binds more loosely than comparisons and arithmetic');
+        return this.unary(p, expr(COMPARE_PREC, true));
+      }
+      return this.unary(p, prefixRule(NEG_PREC, false));
+    };
+    const expr = (minPrec: number, afterNot: boolean): A.Expr => {
+      let left = prefixRule(minPrec, afterNot);
+      let compared = false;
+      while (opIdx < ops.length) {
+        const item = ops[opIdx]!;
+        const prec = PREC[item.op.image] ?? 0;
+        if (prec < minPrec) break;
+        if (prec === COMPARE_PREC) {
+          if (compared) this.error(this.span(item.op), `comparisons do not chain: \`${item.op.image}\` follows another comparison`, 'combine them with `and`, or add parentheses');
+          compared = true;
+        }
+        if (item.name !== undefined || item.op.tokenType === T.Has) {
+          // `has` consumes no operand
+          opIdx++;
+          left = this.has(left, item.name ?? item.op);
+          continue;
+        }
+        opIdx++;
+        operandIdx++;
+        preIdx = 0;
+        const right = expr(prec + 1, false);
+        left = this.binary(item.op, left, right);
+      }
+      return left;
+    };
+    return expr(0, false);
+  }
 
   binary(op: IToken, left: A.Expr, right: A.Expr): A.Expr {
     return { kind: 'binary', op: op.image as A.BinaryOp, left, right, span: joinSpans(left.span, right.span) };

@@ -59,9 +59,14 @@ describe('agp_parse_error', () => {
     ]);
   });
 
-  it('rejects chained comparisons with a hint', () => {
+  it('rejects chained comparisons and a misplaced `not` with a hint', () => {
+    expect(diags('let x = a has b == c\nlet y = a == not b\nlet z = -not a\nlet w = not not a == b')).toEqual([
+      '1:17-1:18 agp_parse_error comparisons do not chain: `==` follows another comparison [combine them with `and`, or add parentheses]',
+      '2:14-2:16 agp_parse_error `not` needs parentheses here [write `(not ...)`: `not` binds more loosely than comparisons and arithmetic]',
+      '3:10-3:12 agp_parse_error `not` needs parentheses here [write `(not ...)`: `not` binds more loosely than comparisons and arithmetic]',
+    ]);
     expect(diags('let x = 1 < 2 < 3\n')).toEqual([
-      '1:15-1:15 agp_parse_error expected a declaration (`schema`, `let`, `risk`, `policy`, `forbid` or `test`), found `<` [comparisons do not chain: combine them with `and`, or add parentheses]',
+      '1:15-1:15 agp_parse_error comparisons do not chain: `<` follows another comparison [combine them with `and`, or add parentheses]',
     ]);
   });
 
