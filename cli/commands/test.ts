@@ -91,7 +91,9 @@ Examples:
         throw new UsageError(`cannot write \`${values.junit}\`: ${ioReason(error)}`);
       }
     }
-    const belowThreshold = threshold !== undefined && run.coverage.percent < threshold;
+    // compared unrounded: 89.96% must not pass a 90% threshold
+    const exactPercent = run.coverage.total === 0 ? 100 : (run.coverage.covered * 100) / run.coverage.total;
+    const belowThreshold = threshold !== undefined && exactPercent < threshold;
     const noneMatched = pattern !== undefined && run.results.length === 0;
     if (format === 'json') {
       // Passing tests carry their decision without the (long) per-policy trace.
@@ -192,7 +194,8 @@ export function renderCoverage(coverage: Coverage, threshold?: number): string {
     lines.push(`  ${f.file.padEnd(width)}  ${`${f.percent}%`.padStart(6)}  ${detail}`);
     for (const item of f.items.filter((i) => !i.covered)) lines.push(`    not exercised: ${item.kind} ${item.name} (${item.file}:${item.line})`);
   }
-  const verdict = threshold === undefined ? '' : coverage.percent >= threshold ? `, threshold ${threshold}% met` : `, below the threshold ${threshold}%`;
+  const exact = coverage.total === 0 ? 100 : (coverage.covered * 100) / coverage.total;
+  const verdict = threshold === undefined ? '' : exact >= threshold ? `, threshold ${threshold}% met` : `, below the threshold ${threshold}%`;
   lines.push(`  ${'total'.padEnd(width)}  ${`${coverage.percent}%`.padStart(6)}  ${coverage.covered}/${coverage.total}${verdict}`);
   return `${lines.join('\n')}\n`;
 }
