@@ -12,7 +12,7 @@ import { assertNever } from './ast.js';
 import { diagnostic, hasErrors } from '../engine/diagnostics.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { astEqual, stripSpans } from './ast-util.js';
-import { parseFile } from './index.js';
+import { parseFile } from './parse.js';
 
 const WIDTH = 100;
 const INDENT = '  ';
