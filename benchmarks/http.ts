@@ -8,7 +8,7 @@
 // cache miss vs the embedded store.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -94,14 +94,21 @@ function spawnServer(mode: Mode, env: Record<string, string>): Promise<Server> {
   });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
-    lines.once('line', (line) => {
+    // The server's own log lines share stdout: wait for the line that carries the URL.
+    const onLine = (line: string): void => {
+      let parsed: { url?: unknown } | undefined;
       try {
-        const { url } = JSON.parse(line) as { url: string };
-        resolve({ url, proc });
+        parsed = JSON.parse(line) as { url?: unknown };
       } catch {
-        reject(new Error(`${mode} server said: ${line}`));
+        parsed = undefined;
       }
-    });
+      if (typeof parsed?.url === 'string') {
+        lines.off('line', onLine);
+        lines.on('line', () => {});
+        resolve({ url: parsed.url, proc });
+      }
+    };
+    lines.on('line', onLine);
     proc.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
   });
 }
@@ -243,7 +250,7 @@ async function main(argv: string[]): Promise<number> {
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   const redisUrl = process.env['AGP_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
   const data = mkdtempSync(join(tmpdir(), 'agp-bench-'));
-  const common = { AGP_AUDIT: 'file', AGP_AUDIT_FILE: join(data, 'audit.jsonl'), AGP_API_KEYS: '', AGP_ADMIN_KEY: '' };
+  const common = { AGP_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), AGP_AUDIT: 'file', AGP_AUDIT_FILE: join(data, 'audit.jsonl'), AGP_API_KEYS: '', AGP_ADMIN_KEY: '' };
   const servers: Server[] = [];
   const prefix = `agp-bench-${randomUUID().slice(0, 8)}`;
   const withRedis = await redisAvailable(redisUrl);
