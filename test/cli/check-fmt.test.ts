@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agp, copyPolicies, ensureBuilt, hasStackTrace, ROOT } from './helpers.js';
 
-beforeAll(() => ensureBuilt());
+beforeAll(() => ensureBuilt(), 300_000);
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -34,7 +34,7 @@ function brokenCopy(): string {
   return dir;
 }
 
-describe('agp check', () => {
+describe('agp check', { timeout: 120_000 }, () => {
   it('exits 0 on the example policies and says what it loaded', async () => {
     const r = await agp(['check', 'policies']);
     expect(r.code).toBe(0);
@@ -104,7 +104,7 @@ describe('agp check', () => {
   });
 });
 
-describe('agp fmt', () => {
+describe('agp fmt', { timeout: 120_000 }, () => {
   it('--check exits 0 on the example policies', async () => {
     const r = await agp(['fmt', '--check', 'policies']);
     expect(r.code).toBe(0);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agp, ensureBuilt, hasStackTrace, scratchDir } from './helpers.js';
 
 const scratch = scratchDir();
-beforeAll(() => ensureBuilt());
+beforeAll(() => ensureBuilt(), 300_000);
 afterAll(() => scratch.cleanup());
 
 /** fraudbot-1 as registered, asking to freeze account 991 inside a flagged task. */
@@ -29,7 +29,7 @@ function requestFile(name: string, body: unknown): string {
   return file;
 }
 
-describe('agp eval', () => {
+describe('agp eval', { timeout: 120_000 }, () => {
   it('--explain on a request denied by a forbid shows the forbid, its reason and the condition that held', async () => {
     const file = requestFile('retired.json', freezeRequest({ version: '1.9.0' }));
     const r = await agp(['eval', '--policies', 'policies', '--input', file, '--explain']);
@@ -138,7 +138,7 @@ describe('agp eval', () => {
   });
 });
 
-describe('agp bench', () => {
+describe('agp bench', { timeout: 120_000 }, () => {
   it('--samples 5 --batch 10 prints the median and p99 per decision', async () => {
     const file = requestFile('bench.json', freezeRequest());
     const r = await agp(['bench', '--policies', 'policies', '--input', file, '--samples', '5', '--batch', '10']);

@@ -40,7 +40,7 @@ export function ensureBuilt(): void {
   if (builtAt() >= newest) return;
   const lock = join(ROOT, 'dist', '.cli-test-build.lock');
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 240_000;
   for (;;) {
     try {
       mkdirSync(lock);

@@ -11,7 +11,7 @@ import { createAuditLog, type AuditEntry } from '../../server/audit.js';
 import { progress, type Streams } from '../../cli/output.js';
 
 const scratch = scratchDir();
-beforeAll(() => ensureBuilt());
+beforeAll(() => ensureBuilt(), 300_000);
 afterAll(() => scratch.cleanup());
 
 /** Every flag each command accepts: its help must describe each one. */
@@ -25,7 +25,7 @@ const FLAGS: Record<string, string[]> = {
   audit: ['--hmac-key', '--head', '--format'],
 };
 
-describe('agp --help', () => {
+describe('agp --help', { timeout: 120_000 }, () => {
   it('lists every command with exit codes and examples, on stdout, exit 0', async () => {
     const r = await agp(['--help']);
     expect(r.code).toBe(0);
@@ -61,7 +61,7 @@ describe('agp --help', () => {
   });
 });
 
-describe('usage errors', () => {
+describe('usage errors', { timeout: 120_000 }, () => {
   it('an unknown command exits 2 with one line and a suggestion', async () => {
     const r = await agp(['tset', 'policies']);
     expect(r.code).toBe(2);
@@ -77,7 +77,7 @@ describe('usage errors', () => {
   });
 });
 
-describe('colour', () => {
+describe('colour', { timeout: 120_000 }, () => {
   it('is off when output is not a terminal, forced by FORCE_COLOR, and NO_COLOR always wins', async () => {
     const plain = await agp(['test', 'policies', '--run', '^story 1:'], { env: { NO_COLOR: undefined } });
     expect(plain.stdout).not.toContain('\u001b[');
@@ -88,7 +88,7 @@ describe('colour', () => {
   });
 });
 
-describe('agp audit verify', () => {
+describe('agp audit verify', { timeout: 120_000 }, () => {
   const entry = (i: number): AuditEntry => ({
     kind: 'decision',
     decision_id: `d-${i}`,
@@ -163,7 +163,7 @@ describe('agp audit verify', () => {
   });
 });
 
-describe('agp serve', () => {
+describe('agp serve', { timeout: 120_000 }, () => {
   it('serves decisions from the example policies and exits 0 on SIGTERM', async () => {
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'agp.js'), 'serve', '--policies', 'policies', '--port', '0', '--host', '127.0.0.1', '--no-watch', '--log-level', 'info'], {
       cwd: ROOT,
@@ -205,7 +205,7 @@ describe('agp serve', () => {
   });
 });
 
-describe('progress line', () => {
+describe('progress line', { timeout: 120_000 }, () => {
   function fakeStreams(tty: boolean): Streams & { errText: () => string } {
     let err = '';
     return { out: () => undefined, err: (t) => void (err += t), outColor: false, errColor: false, errIsTTY: tty, errText: () => err };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agp, copyPolicies, ensureBuilt, parseXml, ROOT, scratchDir, type XmlElement } from './helpers.js';
 
-beforeAll(() => ensureBuilt());
+beforeAll(() => ensureBuilt(), 300_000);
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -41,7 +41,7 @@ function wrongEffectCopy(): string {
   return dir;
 }
 
-describe('agp test', () => {
+describe('agp test', { timeout: 120_000 }, () => {
   it('passes every example test and ends with the summary line', async () => {
     const r = await agp(['test', 'policies']);
     expect(r.code).toBe(0);
