@@ -46,8 +46,15 @@ export function ensureBuilt(): void {
       mkdirSync(lock);
       break;
     } catch {
-      // another test file is compiling: wait for it, then look again
-      if (Date.now() > deadline) rmSync(lock, { recursive: true, force: true });
+      // another test file is compiling: wait for it, then look again (a lock left by a
+      // killed run is taken over once it is old)
+      let stale = Date.now() > deadline;
+      try {
+        stale ||= Date.now() - statSync(lock).mtimeMs > 300_000;
+      } catch {
+        continue;
+      }
+      if (stale) rmSync(lock, { recursive: true, force: true });
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
       if (builtAt() >= newest) return;
     }
