@@ -56,6 +56,7 @@ Examples:
     const loaded = await loadPaths(values.policies ?? ['policies']);
     if (hasErrors(loaded.diagnostics) || !loaded.policySet) {
       printDiagnostics(streams, loaded.diagnostics, loaded.sources);
+      if (format === 'json') streams.out(`${JSON.stringify({ error: { code: 'policy_errors', message: 'the policy set has errors', diagnostics: loaded.diagnostics } }, null, 2)}\n`);
       return 1;
     }
     const prepared = prepareRequest(loaded.policySet, body, now);

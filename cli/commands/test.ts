@@ -11,6 +11,7 @@ import { renderWhy } from '../explain.js';
 import { runPolicyTests, testRequest, type Coverage, type TestResult, type TestRun } from '../../engine/testing.js';
 import type { Decision, NormalizedRequest, PolicySet } from '../../engine/decision.js';
 import type { IrTest } from '../../engine/ir.js';
+import type { Diagnostic } from '../../engine/diagnostics.js';
 
 export const testCommand: Command = {
   name: 'test',
@@ -72,6 +73,9 @@ Examples:
     if (hasErrors(loaded.diagnostics) || !loaded.policySet) {
       printDiagnostics(streams, loaded.diagnostics, loaded.sources);
       streams.err('the policy set has errors: no test was run\n');
+      if (format === 'json') streams.out(`${JSON.stringify({ passed: 0, failed: 0, results: [], diagnostics: loaded.diagnostics }, null, 2)}\n`);
+      // CI still gets a report, with the load errors as one errored test case
+      if (values.junit !== undefined) await writeReport(values.junit, loadErrorXml(loaded.diagnostics));
       return 1;
     }
     if (loaded.diagnostics.length > 0) printDiagnostics(streams, loaded.diagnostics, loaded.sources);
@@ -84,13 +88,7 @@ Examples:
     bar.done();
     const requests = new Requests(policySet, selected);
 
-    if (values.junit !== undefined) {
-      try {
-        await writeFile(values.junit, junitXml(run, elapsedMs, (r) => requests.of(r), policySet), 'utf8');
-      } catch (error) {
-        throw new UsageError(`cannot write \`${values.junit}\`: ${ioReason(error)}`);
-      }
-    }
+    if (values.junit !== undefined) await writeReport(values.junit, junitXml(run, elapsedMs, (r) => requests.of(r), policySet));
     // compared unrounded: 89.96% must not pass a 90% threshold
     const exactPercent = run.coverage.total === 0 ? 100 : (run.coverage.covered * 100) / run.coverage.total;
     const belowThreshold = threshold !== undefined && exactPercent < threshold;
@@ -112,6 +110,32 @@ Examples:
     return run.failed > 0 || belowThreshold || noneMatched ? 1 : 0;
   },
 };
+
+async function writeReport(file: string, text: string): Promise<void> {
+  try {
+    await writeFile(file, text, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot write \`${file}\`: ${ioReason(error)}`);
+  }
+}
+
+/** The JUnit report of a run that could not start: the policy set's errors as one <error>. */
+export function loadErrorXml(diagnostics: readonly Diagnostic[]): string {
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  const text = errors.map((d) => `${d.file}:${d.line}:${d.col}: error[${d.code}]: ${d.message}`).join('\n');
+  const message = `the policy set has ${errors.length} error${errors.length === 1 ? '' : 's'}: no test was run`;
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<testsuites name="agp test" tests="1" failures="0" errors="1" skipped="0" time="0">',
+    '  <testsuite name="policy set" tests="1" failures="0" errors="1" skipped="0">',
+    `    <testcase classname="policy set" name="load the policy set">`,
+    `      <error message="${xml(message)}" type="policy_errors">${xml(text)}</error>`,
+    '    </testcase>',
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
 
 function withoutTrace(d: Decision): Decision {
   const { explanation: _explanation, ...rest } = d;

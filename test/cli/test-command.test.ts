@@ -211,10 +211,21 @@ describe('agp test', { timeout: 120_000 }, () => {
   it('a policy set with errors runs no test (exit 1)', async () => {
     const dir = scratch();
     edit(join(dir, 'fraud.agp'), 'in agent.roles', 'in agent.rolez');
-    const r = await agp(['test', dir]);
+    const { dir: out, cleanup } = scratchDir();
+    cleanups.push(cleanup);
+    const r = await agp(['test', dir, '--junit', join(out, 'j.xml')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error\[agp_name_error\]/);
     expect(r.stderr).toMatch(/no test was run/);
+    // CI still gets a well-formed report naming the error
+    const root = parseXml(readFileSync(join(out, 'j.xml'), 'utf8'));
+    expect(root.attrs).toMatchObject({ tests: '1', errors: '1' });
+    const error = root.children[0]!.children[0]!.children[0]!;
+    expect(error.name).toBe('error');
+    expect(error.text).toMatch(/fraud\.agp:5:\d+: error\[agp_name_error\]: unknown attribute `agent\.rolez`/);
+    const json = await agp(['test', dir, '--format', 'json']);
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stdout) as { diagnostics: { code: string }[] }).diagnostics.map((d) => d.code)).toContain('agp_name_error');
   });
 
   it('a test whose request the schema rejects fails with the attribute path, and is a JUnit <error>', async () => {
