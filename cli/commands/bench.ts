@@ -40,7 +40,7 @@ Options:
                        by the batch is one per-decision figure
   --now TIME           evaluate at this RFC 3339 time (default: now)
   --format text|json   output format (default text; json prints nanosecond figures)
-  -h, --help
+  -h, --help           show this help
 
 Exit codes: 0 measured, 1 the policies have errors or the request is invalid, 2 usage or
 I/O error.

@@ -11,7 +11,7 @@ export const checkCommand: Command = {
 
 Loads every .agp file under the given files and directories as one policy set, parses and
 type-checks it (including the .test.agp files), and prints every diagnostic as
-file:line:col: severity[code]: message, with the source line and a hint.
+file:line:col: severity[code]: message, with the source line, a caret and a hint.
 
 Options:
   --format text|json   output format (default text; json prints {ok, files, diagnostics})
@@ -19,7 +19,7 @@ Options:
 
 Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage or I/O error.
 
-Example:
+Examples:
   agp check policies
   agp check --format json policies/fraud.agp policies/schema.agp
 `,

@@ -27,7 +27,7 @@ Options:
   --now TIME           evaluate at this RFC 3339 time (default: now)
   --format text|json   output format (default text; json prints the decision as
                        POST /v1/decide returns it, with \`explanation\` under --explain)
-  -h, --help
+  -h, --help           show this help
 
 Exit codes: 0 decided (whatever the effect), 1 the policies have errors or the request is
 invalid for the schema, 2 usage or I/O error.

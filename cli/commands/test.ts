@@ -33,7 +33,7 @@ Options:
   --run PATTERN        run only the tests whose name matches the regular expression
                        (coverage then covers only those tests)
   --verbose            print passing tests too
-  -h, --help
+  -h, --help           show this help
 
 Exit codes: 0 all passed, 1 a test failed (or coverage is below the threshold, or the
 policies have errors, or --run matched no test), 2 usage or I/O error.
