@@ -18,9 +18,9 @@ Formats every .agp file under the given files and directories in the canonical l
 (with a "==> file <==" header per file when there are several).
 
 Options:
-  --check   print the files that are not formatted and exit 1 if there are any
-  --write   rewrite the files that are not formatted, in place
-  -h, --help  show this help
+  --check      print the files that are not formatted and exit 1 if there are any
+  --write      rewrite the files that are not formatted, in place
+  -h, --help   show this help
 
 Exit codes: 0 ok, 1 unformatted files (--check) or syntax errors, 2 usage or I/O error.
 
