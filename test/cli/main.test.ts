@@ -1,8 +1,9 @@
 // The `agp` entry point, run as a child process: help for every command, exit codes for
-// unknown commands and flags, colour rules, `agp audit verify` on good and tampered logs,
-// and `agp serve` answering a decision. The progress line is checked in-process.
+// unknown commands and flags, colour rules (on a real terminal through util-linux
+// `script`), `agp audit verify` on good and tampered logs, and `agp serve` answering a
+// decision. The progress line is checked in-process and on a terminal.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,44 @@ describe('colour', { timeout: 120_000 }, () => {
     expect(forced.stdout).toContain('\u001b[32m1 passed, 0 failed\u001b[0m');
     const both = await agp(['test', 'policies', '--run', '^story 1:'], { env: { NO_COLOR: '1', FORCE_COLOR: '1' } });
     expect(both.stdout).not.toContain('\u001b[');
+  });
+});
+
+/** Runs agp on a pseudo-terminal (util-linux `script`), stdout and stderr both to it. */
+function onTerminal(args: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NO_COLOR' && k !== 'FORCE_COLOR'));
+  return new Promise((resolve, reject) => {
+    execFile('script', ['-qec', `${JSON.stringify(process.execPath)} bin/agp.js ${args}`, '/dev/null'], { cwd: ROOT, env: { ...base, ...env }, timeout: 100_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
+      if (error && typeof error.code !== 'number') reject(error);
+      else resolve(stdout);
+    });
+  });
+}
+
+describe('on a terminal', { timeout: 120_000 }, () => {
+  it('colours the output, unless NO_COLOR is set', async () => {
+    const coloured = await onTerminal("test policies --run '^story 1:'");
+    expect(coloured).toContain('\u001b[32m1 passed, 0 failed\u001b[0m');
+    const plain = await onTerminal("test policies --run '^story 1:'", { NO_COLOR: '1' });
+    expect(plain).toMatch(/1 passed, 0 failed/);
+    expect(plain).not.toContain('\u001b[');
+  });
+
+  it('shows a progress line, rewritten in place, for a run longer than a second', async () => {
+    const file = join(scratch.dir, 'tty-bench.json');
+    writeFileSync(file, JSON.stringify({
+      agent: { id: 'fraudbot-1', owner: 'risk-team', roles: ['fraud-detector'], model: { name: 'fraudnet', version: '2.4.1' }, confidence: 0.93, trust: 'verified', behavior: { rate_z: 0.4, deny_ratio: 0, new_resource: false } },
+      action: 'read',
+      resource: { type: 'transactions', id: 't1', sensitivity: 'internal' },
+      task: { kind: 'monitoring', flagged: false },
+    }));
+    const out = await onTerminal(`bench --input ${JSON.stringify(file)} --samples 200 --batch 50000`, { NO_COLOR: '1' });
+    const erase = '\r\u001b[2K';
+    expect(out).toMatch(new RegExp(`${erase.replace('[', '\\[')}timing the (compiled set|interpreter|validation): \\d+/\\d+ samples`));
+    // the line is erased before the results are printed
+    expect(out.lastIndexOf(erase)).toBeLessThan(out.indexOf('decision: permit'));
+    expect(out.slice(out.lastIndexOf(erase) + erase.length).trimStart().startsWith('decision: permit')).toBe(true);
+    expect(out).toMatch(/compiled +median/);
   });
 });
 
