@@ -15,6 +15,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.js'],
+    languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
+  },
+  {
     files: ['engine/**/*.ts', 'grammar/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'error' },
   },

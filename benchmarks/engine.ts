@@ -1,11 +1,13 @@
 // Engine benchmark: decision cost of compiled AGP against its own reference interpreter,
 // Cedar (cedar-wasm, preparsed) and Casbin (enforceSync) on equivalent generated policy
 // sets of 10 to 10,000 policies, plus a Set.has loop as the timer floor. All engines run
-// in this one process, alternating sample by sample so machine drift hits them alike,
-// and every request is decided by every engine first to prove they agree.
+// in one process per policy-set size, alternating sample by sample so machine drift hits
+// them alike, and every request is decided by every engine first to prove they agree.
 //
 //   npm run bench:engine [-- --quick] [-- --json]
 
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
 import { loadPolicySet } from '../engine/load.js';
@@ -13,11 +15,14 @@ import type { NormalizedRequest, PolicySet } from '../engine/decision.js';
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
+const ONLY = process.argv.find((a) => a.startsWith('--engines='))?.slice('--engines='.length).split(',');
 const JSON_OUT = args.has('--json');
 const sizesArg = process.argv.find((a) => a.startsWith('--sizes='));
 const SIZES = sizesArg ? sizesArg.slice('--sizes='.length).split(',').map(Number) : [10, 100, 1000, 10000];
 const SAMPLES = QUICK ? 25 : 150;
 const SAMPLE_TARGET_NS = QUICK ? 40_000 : 100_000;
+const WARMUP = QUICK ? 5_000 : 50_000;
+const WARMUP_MS = QUICK ? 150 : 600;
 
 const TRUST = ['untrusted', 'basic', 'verified', 'privileged'] as const;
 const SENSITIVITY = ['public', 'internal', 'confidential', 'restricted'] as const;
@@ -186,94 +191,148 @@ function calibrate(e: Engine): number {
   return Math.max(1, Math.min(20_000, Math.ceil(SAMPLE_TARGET_NS / perCall)));
 }
 
+/** Runs WARMUP decisions (JIT tiers, caches), or as many as fit in WARMUP_MS for slow peers. */
+function warm(e: Engine): void {
+  const deadline = process.hrtime.bigint() + BigInt(WARMUP_MS * 1e6);
+  for (let i = 0; i < WARMUP; i++) {
+    e.run(i);
+    if ((i & 63) === 0 && process.hrtime.bigint() > deadline) return;
+  }
+}
+
 function measure(engines: Engine[], policies: number): Case[] {
-  const batch = engines.map((e) => {
-    for (let i = 0; i < 200; i++) e.run(i); // warm-up (JIT, caches)
-    return calibrate(e);
-  });
-  const samples: number[][] = engines.map(() => []);
+  // Plain loops only: a deoptimization inside a builtin's callback (forEach, map) while
+  // cedar-wasm is on the stack trips a V8 bug in Node 20 ("unreachable code").
+  const batch: number[] = [];
+  for (const e of engines) {
+    warm(e);
+    batch.push(calibrate(e));
+  }
+  const samples: number[][] = [];
+  for (let k = 0; k < engines.length; k++) samples.push([]);
   let cursor = 0;
   for (let s = 0; s < SAMPLES; s++) {
-    engines.forEach((e, k) => {
+    for (let k = 0; k < engines.length; k++) {
+      const e = engines[k]!;
       const n = batch[k]!;
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < n; i++) e.run(cursor + i);
       samples[k]!.push(Number(process.hrtime.bigint() - t0) / n);
-    });
+    }
     cursor += 7919;
   }
-  return engines.map((e, k) => {
+  const cases: Case[] = [];
+  for (let k = 0; k < engines.length; k++) {
     const sorted = samples[k]!.sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { engine: e.name, policies, median_ns: Math.round(at(0.5)), p99_ns: Math.round(at(0.99)) };
+    cases.push({ engine: engines[k]!.name, policies, median_ns: Math.round(at(0.5)), p99_ns: Math.round(at(0.99)) });
+  }
+  return cases;
+}
+
+interface SizeResult {
+  cases: Case[];
+  compile: { policies: number; ms: number };
+  agreement: { engine: string; policies: number; requests: number; mismatches: number }[];
+  permits: number;
+  requests: number;
+}
+
+/** Loads, cross-checks and times one policy-set size: all engines, this one process. */
+async function runSize(n: number): Promise<SizeResult> {
+  const g = generate(n);
+  const t0 = process.hrtime.bigint();
+  const loaded = loadPolicySet(g.agp);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (!loaded.policySet) throw new Error(`generated policy set did not load: ${JSON.stringify(loaded.diagnostics.slice(0, 3))}`);
+  const ps = loaded.policySet;
+
+  const { reqs } = requests(g, 1024, n);
+  const agpReqs = reqs.map((q) => toAgp(ps, q));
+  const setId = `bench-${n}`;
+  const parsed = cedar.preparsePolicySet(setId, { staticPolicies: g.cedar });
+  if (parsed.type !== 'success') throw new Error(`cedar rejected the policy set: ${JSON.stringify(parsed.errors.slice(0, 2))}`);
+  const cedarCalls = reqs.map((q) => toCedar(setId, q));
+  const agentRoles = new Map<string, string[]>();
+  for (const q of reqs) agentRoles.set(q.agent.id, q.agent.roles);
+  const roleLines = [...agentRoles].flatMap(([id, roles]) => roles.map((r) => `g, ${id}, ${r}`));
+  const enforcer = await newEnforcer(newModelFromString(CASBIN_MODEL), new StringAdapter([...g.casbinPolicy, ...roleLines].join('\n')));
+  const casbinArgs = reqs.map((q) => [q.agent.id, q.type, q.action, q.agent.trust, q.sensitivity, versionNumber(q.agent.version)] as const);
+  const floor = new Set(g.casbinPolicy);
+  const floorKeys = reqs.map((q) => `p, role_0, ${q.type}, ${q.action}, 0, 1, 0, allow`);
+
+  const mask = reqs.length - 1;
+  const engines: Engine[] = [
+    { name: 'agp', run: (i) => ps.decide(agpReqs[i & mask]!).allowed },
+    { name: 'agp-interpreter', run: (i) => ps.interpret(agpReqs[i & mask]!).allowed },
+    {
+      name: 'cedar-wasm',
+      run: (i) => {
+        const a = cedar.statefulIsAuthorized(cedarCalls[i & mask]!);
+        return a.type === 'success' && a.response.decision === 'allow';
+      },
+    },
+    { name: 'casbin', run: (i) => enforcer.enforceSync(...casbinArgs[i & mask]!) },
+    { name: 'set-has-floor', run: (i) => floor.has(floorKeys[i & mask]!) },
+  ];
+
+  // Agreement first: every engine decides every request; any difference is a bug in the
+  // translation or an engine, and would make the timing comparison meaningless.
+  const truth: boolean[] = [];
+  for (let i = 0; i < reqs.length; i++) truth.push(engines[0]!.run(i));
+  let permits = 0;
+  for (const t of truth) if (t) permits++;
+  const agreement: SizeResult['agreement'] = [];
+  for (const e of engines.slice(1, 4)) {
+    let mismatches = 0;
+    for (let i = 0; i < reqs.length; i++) if (e.run(i) !== truth[i]) mismatches++;
+    agreement.push({ engine: e.name, policies: n, requests: reqs.length, mismatches });
+  }
+  const cases = measure(ONLY ? engines.filter((e) => ONLY.includes(e.name)) : engines, n);
+  return { cases, compile: { policies: n, ms: Math.round(ms * 10) / 10 }, agreement, permits, requests: reqs.length };
+}
+
+/**
+ * Each size runs in a fresh child process of this same run: cedar-wasm trips a V8 bug in
+ * Node 20 ("unreachable code" in the deoptimizer) once several large policy sets have been
+ * preparsed in one process. Within a child, all engines alternate sample by sample.
+ */
+function runChild(n: number): SizeResult {
+  const passThrough = process.argv.slice(2).filter((a) => !a.startsWith('--sizes=') && a !== '--json');
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), `--child=${n}`, ...passThrough], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  if (child.status !== 0) throw new Error(`the ${n}-policy run failed (exit ${child.status ?? child.signal})`);
+  return JSON.parse(child.stdout) as SizeResult;
 }
 
 async function main(): Promise<void> {
+  const childArg = process.argv.find((a) => a.startsWith('--child='));
+  if (childArg) {
+    process.stdout.write(JSON.stringify(await runSize(Number(childArg.slice('--child='.length)))));
+    return;
+  }
   const cases: Case[] = [];
-  const compileMs: { policies: number; ms: number }[] = [];
-  const agreement: { engine: string; policies: number; requests: number; mismatches: number }[] = [];
+  const compileMs: SizeResult['compile'][] = [];
+  const agreement: SizeResult['agreement'] = [];
   const log = (s: string) => { if (!JSON_OUT) process.stdout.write(s); };
 
   for (const n of SIZES) {
-    const g = generate(n);
-    const t0 = process.hrtime.bigint();
-    const loaded = loadPolicySet(g.agp);
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (!loaded.policySet) throw new Error(`generated policy set did not load: ${JSON.stringify(loaded.diagnostics.slice(0, 3))}`);
-    const ps = loaded.policySet;
-    compileMs.push({ policies: n, ms: Math.round(ms * 10) / 10 });
-
-    const { reqs } = requests(g, 1024, n);
-    const agpReqs = reqs.map((q) => toAgp(ps, q));
-    const setId = `bench-${n}`;
-    const parsed = cedar.preparsePolicySet(setId, { staticPolicies: g.cedar });
-    if (parsed.type !== 'success') throw new Error(`cedar rejected the policy set: ${JSON.stringify(parsed.errors.slice(0, 2))}`);
-    const cedarCalls = reqs.map((q) => toCedar(setId, q));
-    const agentRoles = new Map<string, string[]>();
-    for (const q of reqs) agentRoles.set(q.agent.id, q.agent.roles);
-    const roleLines = [...agentRoles].flatMap(([id, roles]) => roles.map((r) => `g, ${id}, ${r}`));
-    const enforcer = await newEnforcer(newModelFromString(CASBIN_MODEL), new StringAdapter([...g.casbinPolicy, ...roleLines].join('\n')));
-    const casbinArgs = reqs.map((q) => [q.agent.id, q.type, q.action, q.agent.trust, q.sensitivity, versionNumber(q.agent.version)] as const);
-    const floor = new Set(g.casbinPolicy);
-    const floorKeys = reqs.map((q) => `p, role_0, ${q.type}, ${q.action}, 0, 1, 0, allow`);
-
-    const mask = reqs.length - 1;
-    const engines: Engine[] = [
-      { name: 'agp', run: (i) => ps.decide(agpReqs[i & mask]!).allowed },
-      { name: 'agp-interpreter', run: (i) => ps.interpret(agpReqs[i & mask]!).allowed },
-      {
-        name: 'cedar-wasm',
-        run: (i) => {
-          const a = cedar.statefulIsAuthorized(cedarCalls[i & mask]!);
-          return a.type === 'success' && a.response.decision === 'allow';
-        },
-      },
-      { name: 'casbin', run: (i) => enforcer.enforceSync(...casbinArgs[i & mask]!) },
-      { name: 'set-has-floor', run: (i) => floor.has(floorKeys[i & mask]!) },
-    ];
-
-    // Agreement first: every engine decides every request; any difference is a bug in the
-    // translation or an engine, and makes the timing comparison meaningless.
-    const truth = reqs.map((_, i) => engines[0]!.run(i));
-    let permits = 0;
-    for (const t of truth) if (t) permits++;
-    for (const e of engines.slice(1, 4)) {
-      let mismatches = 0;
-      reqs.forEach((_, i) => { if (e.run(i) !== truth[i]) mismatches++; });
-      agreement.push({ engine: e.name, policies: n, requests: reqs.length, mismatches });
-    }
-    log(`${n} policies: compiled in ${compileMs.at(-1)!.ms} ms; ${permits}/${reqs.length} requests permitted\n`);
-    const measured = measure(engines, n);
-    cases.push(...measured);
-    for (const c of measured) log(`  ${c.engine.padEnd(16)} median ${String(c.median_ns).padStart(9)} ns   p99 ${String(c.p99_ns).padStart(9)} ns\n`);
+    const r = runChild(n);
+    cases.push(...r.cases);
+    compileMs.push(r.compile);
+    agreement.push(...r.agreement);
+    log(`${n} policies: compiled in ${r.compile.ms} ms; ${r.permits}/${r.requests} requests permitted\n`);
+    for (const c of r.cases) log(`  ${c.engine.padEnd(16)} median ${String(c.median_ns).padStart(9)} ns   p99 ${String(c.p99_ns).padStart(9)} ns\n`);
   }
 
-  // Ratios use the first and the 100-policy (or nearest) sizes measured in this run.
+  // Ratios use the smallest, the largest and the 100-policy (or smallest) sizes of this run.
   const small = SIZES[0]!;
   const large = SIZES[SIZES.length - 1]!;
   const mid = SIZES.includes(100) ? 100 : small;
-  const med = (engine: string, n: number) => cases.find((c) => c.engine === engine && c.policies === n)!.median_ns;
+  const med = (engine: string, n: number) => cases.find((c) => c.engine === engine && c.policies === n)?.median_ns ?? NaN;
   const ratio = (a: number, b: number, digits = 10) => Math.round((a / Math.max(1, b)) * digits) / digits;
   const ratios = {
     [`cedar_over_agp_at_${mid}`]: ratio(med('cedar-wasm', mid), med('agp', mid)),
