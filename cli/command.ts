@@ -8,7 +8,7 @@ import { formatDiagnostic, summarizeDiagnostics, UsageError } from './output.js'
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { hasErrors, sortDiagnostics } from '../engine/diagnostics.js';
 import { loadPolicySet } from '../engine/load.js';
-import { readPolicySources } from '../server/policy-files.js';
+import { ioReason, readPolicySources } from '../server/policy-files.js';
 
 export interface Command {
   name: string;
@@ -23,23 +23,7 @@ export async function helpText(command: Command): Promise<string> {
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
-/** An errno code as words, for one-line I/O errors. */
-export function ioReason(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file or directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EISDIR':
-      return 'is a directory';
-    case 'ENOTDIR':
-      return 'not a directory';
-    default:
-      return code !== undefined ? code.toLowerCase() : error instanceof Error ? error.message.split('\n')[0]! : 'unreadable';
-  }
-}
+export { ioReason };
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = true) {
   return parseArgs({ args: argv, options, allowPositionals, strict: true });

@@ -13,6 +13,7 @@ import { diagnostic, hasErrors } from '../engine/diagnostics.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { astEqual, stripSpans } from './ast-util.js';
 import { parseFile } from './parse.js';
+import { COMPARE_PREC, NEG_PREC, NOT_PREC, PREC } from './to-ast.js';
 
 const WIDTH = 100;
 const INDENT = '  ';
@@ -159,37 +160,19 @@ function numberText(n: number): string {
   return String(n);
 }
 
-const BINARY_PREC: Record<A.BinaryOp, number> = {
-  or: 1,
-  and: 2,
-  '==': 4,
-  '!=': 4,
-  '<': 4,
-  '<=': 4,
-  '>': 4,
-  '>=': 4,
-  in: 4,
-  contains: 4,
-  like: 4,
-  '+': 5,
-  '-': 5,
-  '*': 6,
-  '/': 6,
-  '%': 6,
-};
 
 function prec(e: A.Expr): number {
   switch (e.kind) {
     case 'binary':
-      return BINARY_PREC[e.op];
+      return PREC[e.op];
     case 'unary':
-      return e.op === 'not' ? 3 : 7;
+      return e.op === 'not' ? NOT_PREC : NEG_PREC;
     case 'has':
-      return 4;
+      return COMPARE_PREC;
     case 'member':
-      return 8;
+      return NEG_PREC + 1;
     default:
-      return 9;
+      return NEG_PREC + 2;
   }
 }
 
@@ -230,7 +213,7 @@ function exprDoc(e: A.Expr): Doc {
     case 'unary':
       return e.op === 'not' ? cat('not ', wrap(e.arg, 3)) : cat('-', wrap(e.arg, 7));
     case 'binary': {
-      const p = BINARY_PREC[e.op];
+      const p = PREC[e.op];
       const compare = p === 4;
       return cat(wrap(e.left, compare ? 5 : p), ` ${e.op} `, wrap(e.right, compare ? 5 : p + 1));
     }

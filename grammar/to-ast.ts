@@ -39,8 +39,11 @@ export interface OperatorItem {
   name: IToken | undefined;
 }
 
-/** Binding strength of infix operators (higher binds tighter); `not` sits at 3, unary `-` at 7. */
-const PREC: Record<string, number> = {
+/**
+ * Binding strength of infix operators (higher binds tighter); `not` sits at 3, unary `-` at 7.
+ * The one table: the parser builds trees with it and the formatter parenthesizes with it.
+ */
+export const PREC: Record<A.BinaryOp | 'has', number> = {
   or: 1,
   and: 2,
   '==': 4,
@@ -59,9 +62,9 @@ const PREC: Record<string, number> = {
   '/': 6,
   '%': 6,
 };
-const NOT_PREC = 3;
-const COMPARE_PREC = 4;
-const NEG_PREC = 7;
+export const NOT_PREC = 3;
+export const COMPARE_PREC = 4;
+export const NEG_PREC = 7;
 
 /** What an `expect ...` line said, before the test item wraps it with its span. */
 export type Expectation =
@@ -301,7 +304,7 @@ export class AstBuilder {
       let compared = false;
       while (opIdx < ops.length) {
         const item = ops[opIdx]!;
-        const prec = PREC[item.op.image] ?? 0;
+        const prec = PREC[item.op.image as keyof typeof PREC] ?? 0;
         if (prec < minPrec) break;
         if (prec === COMPARE_PREC) {
           if (compared) this.error(this.span(item.op), `comparisons do not chain: \`${item.op.image}\` follows another comparison`, 'combine them with `and`, or add parentheses');

@@ -29,8 +29,9 @@ function at(file: string): { file: string; line: number; col: number; endLine: n
   return { file, line: 1, col: 1, endLine: 1, endCol: 1 };
 }
 
-function reason(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
+/** An errno code as words, for one-line I/O errors (shared with the CLI). */
+export function ioReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
   switch (code) {
     case 'ENOENT':
       return 'no such file or directory';
@@ -39,8 +40,10 @@ function reason(error: unknown): string {
       return 'permission denied';
     case 'EISDIR':
       return 'is a directory';
+    case 'ENOTDIR':
+      return 'not a directory';
     default:
-      return code !== undefined ? code.toLowerCase() : 'unreadable';
+      return code !== undefined ? code.toLowerCase() : error instanceof Error ? error.message.split('\n')[0]! : 'unreadable';
   }
 }
 
@@ -65,7 +68,7 @@ export async function readPolicySources(paths: readonly string[], options: ReadO
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
-      diagnostics.push(diagnostic('agp_io_error', at(show(dir)), `cannot read directory \`${show(dir)}\`: ${reason(error)}`));
+      diagnostics.push(diagnostic('agp_io_error', at(show(dir)), `cannot read directory \`${show(dir)}\`: ${ioReason(error)}`));
       return;
     }
     for (const entry of entries) {
@@ -81,7 +84,7 @@ export async function readPolicySources(paths: readonly string[], options: ReadO
         try {
           if ((await stat(full)).isFile()) files.set(show(full), full);
         } catch (error) {
-          diagnostics.push(diagnostic('agp_io_error', at(show(full)), `cannot read \`${show(full)}\`: ${reason(error)}`));
+          diagnostics.push(diagnostic('agp_io_error', at(show(full)), `cannot read \`${show(full)}\`: ${ioReason(error)}`));
         }
       }
     }
@@ -93,7 +96,7 @@ export async function readPolicySources(paths: readonly string[], options: ReadO
     try {
       info = await stat(abs);
     } catch (error) {
-      diagnostics.push(diagnostic('agp_io_error', at(show(abs)), `cannot read \`${show(abs)}\`: ${reason(error)}`));
+      diagnostics.push(diagnostic('agp_io_error', at(show(abs)), `cannot read \`${show(abs)}\`: ${ioReason(error)}`));
       continue;
     }
     if (info.isDirectory()) await walk(abs);
@@ -113,7 +116,7 @@ export async function readPolicySources(paths: readonly string[], options: ReadO
       }
       sources.push({ path, text: await readFile(abs, 'utf8') });
     } catch (error) {
-      diagnostics.push(diagnostic('agp_io_error', at(path), `cannot read \`${path}\`: ${reason(error)}`));
+      diagnostics.push(diagnostic('agp_io_error', at(path), `cannot read \`${path}\`: ${ioReason(error)}`));
     }
   }
   return { sources, diagnostics };
