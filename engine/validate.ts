@@ -256,3 +256,28 @@ export function createValidator(schema: Schema): RequestValidator {
     },
   };
 }
+
+const rootValidators = new WeakMap<Schema, Map<string, { type: Type; zod: z.ZodType<Value> }>>();
+
+/**
+ * Checks attributes stored for one root of the request (the server's resource registry
+ * uses `resource`) the way `validateAgentAttributes` checks the agent registry: every
+ * attribute present must have its declared type, none is required, unknown attributes are
+ * issues. Paths are relative to the root (`sensitivity`, `tags[0]`). Additive to the
+ * `PolicySet` contract: callers pass `set.ir.schema`; validators are cached per schema.
+ */
+export function validateRootAttributes(schema: Schema, root: 'agent' | 'resource' | 'task', attributes: unknown): ValidationIssue[] {
+  let perSchema = rootValidators.get(schema);
+  if (perSchema === undefined) {
+    perSchema = new Map();
+    rootValidators.set(schema, perSchema);
+  }
+  let v = perSchema.get(root);
+  if (v === undefined) {
+    const type: Type = schema.request.fields.find((f) => f.name === root)?.type ?? { t: 'record', fields: [] };
+    v = { type, zod: zodType(type, 'registry') };
+    perSchema.set(root, v);
+  }
+  const r = v.zod.safeParse(attributes);
+  return r.success ? [] : toIssues(r.error, v.type);
+}

@@ -17,6 +17,7 @@ import { connectRoutes } from './routes/connect.js';
 import { decideRoutes } from './routes/decide.js';
 import { errorBody } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
+import { resourceEntities, resourceRoutes } from './routes/resources.js';
 import { DEFAULT_BODY_LIMIT, DEFAULT_MAX_BATCH } from './config.js';
 
 /** What /v1/decide needs of identity: an AGP-issued token's agent id, or why not. */
@@ -206,8 +207,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(connectRoutes, { decider, auth, maxBatch });
   await app.register(adminRoutes, { policies, auth, ...(audit !== undefined ? { audit } : {}) });
   await app.register(agentRoutes, { store, policies, auth, metrics, clock, ...(audit !== undefined ? { audit } : {}) });
+  await app.register(resourceRoutes, { store, policies, auth, metrics, clock, ...(audit !== undefined ? { audit } : {}) });
   if (options.authzen !== false) {
-    await app.register(authzenRoutes, { decider, catalog: storeCatalog(store, policies), auth, maxBatch });
+    await app.register(authzenRoutes, { decider, catalog: storeCatalog(store, policies, () => resourceEntities(store)), auth, maxBatch });
   }
   // Other areas' route groups (identity) register here, with the shared services.
   for (const extension of options.extensions ?? []) {

@@ -14,9 +14,11 @@ import type { Json } from '../engine/ir.js';
 import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type ServeFlags, type ServerConfig } from './config.js';
 import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
-import { createIdentity, identityConfigFromEnv, identityRoutes, type DecideScope, type Identity, type IdentityAuditEvent } from './identity/index.js';
+import type { Decider } from './decider.js';
+import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type ScopeConfig } from './identity/index.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
+import { lookupResource } from './routes/resources.js';
 import { startTracing } from './tracing.js';
 
 export const SERVE_HELP = `usage: agp serve [--policies <dir>] [--port <n>] [--host <addr>] [options]
@@ -89,6 +91,48 @@ function identityAuditEntry(e: IdentityAuditEvent): AuditEntry {
   return entry;
 }
 
+/**
+ * Token exchange's policy question for one scope, built only from what AGP knows or the
+ * caller legitimately owns:
+ * - agent: `{id}` plus `scopes.json` `defaults.agent`; the decider's merge rule then puts
+ *   every registered attribute over them (the registry wins);
+ * - resource: the resource registry's record for `type:id`, else `type:*`, with `type` and
+ *   `id` from the scope — never from the caller, who could understate sensitivity;
+ * - task: `defaults.task`, overridden by the caller's `task` parameter; `on_behalf_of` and
+ *   `delegation` are AGP's (from the tokens), whatever the caller sent.
+ * A request the schema rejects is `invalid` (the scope cannot be decided as asked) with
+ * the attribute named and where to supply it; no policy set or no store throws (503).
+ */
+export function tokenDecideScope(deps: { decider: Pick<Decider, 'decide'>; store: Pick<ContextStore, 'kvGet'>; scopes: () => ScopeConfig }): DecideScope {
+  return async (q) => {
+    const cfg = deps.scopes();
+    const record = await lookupResource(deps.store, q.resource.type, q.resource.id);
+    const resource = { ...(record?.attributes ?? {}), type: q.resource.type, id: q.resource.id };
+    const task: Record<string, unknown> = { ...cfg.defaults.task, ...(q.task ?? {}) };
+    delete task['on_behalf_of'];
+    delete task['delegation'];
+    if (q.onBehalfOf !== undefined) task['on_behalf_of'] = q.onBehalfOf;
+    if (q.delegation !== undefined) task['delegation'] = q.delegation;
+    const agent = { ...cfg.defaults.agent, id: q.agentId };
+    const o = await deps.decider.decide({ agent, action: q.action, resource, task }, { requestId: `token-${q.agentId}`, api: 'token' });
+    if (!o.ok) {
+      if (o.status >= 500) throw new Error(o.error.message);
+      const path = o.error.issues?.[0]?.path ?? '';
+      const where = path.startsWith('resource.')
+        ? record === null
+          ? `; register the resource: PUT /v1/admin/resources/${q.resource.type}/${q.resource.id === '*' ? '*' : `${q.resource.id} (or ${q.resource.type}/*)`}`
+          : `; fix the resource's record ${record.type}:${record.id} (PUT /v1/admin/resources/${record.type}/${record.id})`
+        : path.startsWith('task.')
+          ? '; send it in the `task` parameter (a JSON object) or set it in defaults.task of scopes.json'
+          : path.startsWith('agent.')
+            ? `; register it on the agent (PUT /v1/admin/agents/${q.agentId}) or set it in defaults.agent of scopes.json`
+            : '';
+      return { effect: 'deny', obligations: {}, reasons: [o.error.message], invalid: `${o.error.message}${where}` };
+    }
+    return { effect: o.decision.effect, obligations: o.decision.obligations, reasons: o.decision.reasons, decision_id: o.decision.decision_id };
+  };
+}
+
 /** Starts the service with a validated configuration and returns once it is listening. */
 export async function start(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   const env = options.env ?? process.env;
@@ -141,14 +185,19 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     await stopTracing();
     throw err;
   }
+  // scopes.json beside the policies: a broken file stops the start; on a reload it is
+  // re-read, and a broken one keeps the last good configuration (logged).
+  const firstScopes = await loadScopeConfig(config.policies);
+  if (firstScopes.value === undefined) {
+    identity.close();
+    await audit?.close();
+    await store.close();
+    await stopTracing();
+    throw new Error(firstScopes.errors.join('; '));
+  }
+  let scopeConfig: ScopeConfig = firstScopes.value;
   const identityExtension: AppExtension = async (scope, services) => {
-    const decideScope: DecideScope = async (q) => {
-      const task: Record<string, unknown> = { kind: 'token_exchange', flagged: false };
-      if (q.onBehalfOf !== undefined) task['on_behalf_of'] = q.onBehalfOf;
-      const o = await services.decider.decide({ agent: { id: q.agentId }, action: q.action, resource: q.resource, task }, { requestId: `token-${q.agentId}`, api: 'token' });
-      if (!o.ok) return { effect: 'deny', obligations: {}, reasons: [o.error.message] };
-      return { effect: o.decision.effect, obligations: o.decision.obligations, reasons: o.decision.reasons, decision_id: o.decision.decision_id };
-    };
+    const decideScope = tokenDecideScope({ decider: services.decider, store, scopes: () => scopeConfig });
     await scope.register(identityRoutes, {
       store,
       keys: identity.keys,
@@ -156,6 +205,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       credentials: identity.credentials,
       issuer: idv.issuer,
       decideScope,
+      scopeMap: () => scopeConfig.map,
       audit: (e) => audit?.write(identityAuditEntry(e)),
       authorizeAdmin: (request) => {
         const r = services.auth.check(request.headers.authorization, 'admin');
@@ -183,6 +233,13 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
   const log = app.log;
   if (idv.ephemeral) log.warn('identity: no AGP_KEY_ENCRYPTION_KEY; signing keys are sealed with a throwaway key and tokens do not survive a restart');
   storeLog.fn = (level, message) => log[level]({ component: 'store' }, message);
+  policies.onReload((result) => {
+    if (result.trigger === 'start') return;
+    void loadScopeConfig(config.policies).then((r) => {
+      if (r.value !== undefined) scopeConfig = r.value;
+      else log.error({ errors: r.errors }, `${SCOPE_CONFIG_FILE} rejected; the last good scope map stays in use`);
+    });
+  });
   store.onAnomaly((event) => {
     audit?.write({ kind: 'anomaly', agent: event.agent, anomaly: event.kind, value: event.value, threshold: event.threshold, time: new Date(event.at).toISOString() });
   });

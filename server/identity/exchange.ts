@@ -22,18 +22,31 @@ export const TOKEN_TYPE_ID = 'urn:ietf:params:oauth:token-type:id_token';
 const SUBJECT_TOKEN_TYPES = [TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS, TOKEN_TYPE_ID];
 const MAX_AUDIENCES = 8;
 
+/**
+ * One requested scope as a policy question. Throwing means the policies cannot decide now
+ * (`temporarily_unavailable`); `invalid` means this scope can never be decided as asked
+ * (e.g. a required resource attribute is unknown): the whole request is refused with it.
+ */
 export type DecideScope = (input: {
   agentId: string;
   action: string;
   resource: { type: string; id: string };
   onBehalfOf?: string;
   claims?: Record<string, unknown>;
+  /** The `task` form parameter (AGP extension): the caller's own task context, a JSON object. */
+  task?: Record<string, unknown>;
+  /** Agents that handed the task down before the acting agent, most recent first (from `act`). */
+  delegation?: string[];
 }) => Promise<{
   effect: 'permit' | 'deny' | 'escalate';
   obligations: Record<string, unknown>;
   reasons: string[];
   decision_id?: string;
+  invalid?: string;
 }>;
+
+/** Largest `task` form parameter, in characters. */
+export const MAX_TASK_PARAM = 4096;
 
 /** An identity provider whose user tokens agents may act for. */
 export interface TrustedIssuer {
@@ -61,7 +74,8 @@ export interface TokenEndpointOptions {
   credentials: CredentialService;
   decideScope: DecideScope;
   audit?: IdentityAudit;
-  scopeMap?: ScopeMap;
+  /** A fixed map, or a function read at every request (a map that reloads). */
+  scopeMap?: ScopeMap | (() => ScopeMap);
   trustedIssuers?: readonly TrustedIssuer[];
   /** Logical audience names accepted besides absolute URIs. */
   audiences?: readonly string[];
@@ -103,6 +117,23 @@ function credentialRefusal(check: Extract<CredentialCheck, { ok: false }>, which
   if (check.reason === 'inactive_agent') return refuse('unauthorized_client', check.message);
   // RFC 8693 §2.2.2: an invalid subject or actor token is `invalid_request`.
   return refuse('invalid_request', `${which} rejected: ${check.message}`);
+}
+
+/** The `task` parameter: a JSON object of the caller's task attributes, or undefined. */
+function taskParam(params: FormParams): Record<string, unknown> | undefined {
+  const text = single(params, 'task');
+  if (text === undefined) return undefined;
+  if (text.length > MAX_TASK_PARAM) refuse('invalid_request', `\`task\` is longer than ${MAX_TASK_PARAM} characters`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return refuse('invalid_request', '`task` must be a JSON object, e.g. `{"kind":"investigation","flagged":true}`');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return refuse('invalid_request', '`task` must be a JSON object, e.g. `{"kind":"investigation","flagged":true}`');
+  }
+  return value as Record<string, unknown>;
 }
 
 function isAbsoluteUri(value: string): boolean {
@@ -302,6 +333,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
       refuse('invalid_request', `requested_token_type \`${requestedType.slice(0, 100)}\` is not issued here`);
     }
     const delegateTo = single(params, 'delegate_to');
+    const task = taskParam(params);
 
     let party: Party;
     if (grantType === GRANT_CLIENT_CREDENTIALS) {
@@ -327,8 +359,10 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
     const denied: string[] = [];
     const decisionIds: string[] = [];
     let ttlS = defaultTtlS;
+    const map = typeof options.scopeMap === 'function' ? options.scopeMap() : options.scopeMap;
+    const delegation = party.act ? actChain(party.act).slice(1) : [];
     for (const scope of parsed.scopes) {
-      const q = scopeQuestion(scope, options.scopeMap);
+      const q = scopeQuestion(scope, map);
       let d: Awaited<ReturnType<DecideScope>>;
       try {
         d = await decideScope({
@@ -337,11 +371,18 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
           resource: q.resource,
           ...(party.onBehalfOf !== undefined ? { onBehalfOf: party.onBehalfOf } : {}),
           ...(party.claims ? { claims: party.claims } : {}),
+          ...(task !== undefined ? { task } : {}),
+          ...(delegation.length > 0 ? { delegation } : {}),
         });
       } catch {
         return oauthError('temporarily_unavailable', 'policy decisions are unavailable; retry later');
       }
       if (d.decision_id) decisionIds.push(d.decision_id);
+      if (d.invalid !== undefined) {
+        const error = `scope \`${scope.scope}\` cannot be decided: ${d.invalid}`;
+        audit({ kind: 'token_refused', agent: party.agent, sub: party.subject, error, scopes: parsed.scopes.map((s) => s.scope), decision_ids: decisionIds, at: now() });
+        return oauthError('invalid_scope', error);
+      }
       if (d.effect === 'permit') {
         permitted.push(scope.scope);
         const ttl = d.obligations.ttl_s;
@@ -355,12 +396,12 @@ export function createTokenEndpoint(options: TokenEndpointOptions): TokenEndpoin
           reasons: d.reasons,
         });
       } else {
-        denied.push(scope.scope);
+        denied.push(d.reasons.length > 0 ? `${scope.scope} (${d.reasons.join('; ')})` : scope.scope);
       }
     }
 
     if (permitted.length === 0) {
-      const error = approval.length > 0 ? 'approval required' : `no requested scope is permitted: ${denied.join(' ')}`;
+      const error = approval.length > 0 ? 'approval required' : `no requested scope is permitted: ${denied.join(', ')}`;
       audit({ kind: 'token_refused', agent: party.agent, sub: party.subject, error, scopes: parsed.scopes.map((s) => s.scope), decision_ids: decisionIds, at: now() });
       if (approval.length > 0) {
         return { status: 400, body: { error: 'invalid_scope', error_description: 'approval required', agp_approval: approval } };

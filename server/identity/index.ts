@@ -18,6 +18,8 @@ export type { KeyRing } from './keys.js';
 export type { AccessTokenClaims, ActClaim, TokenErrorCode, TokenService, TokenVerification } from './tokens.js';
 export type { CredentialService } from './credentials.js';
 export type { ScopeMap } from './scopes.js';
+export type { ScopeConfig } from './scope-config.js';
+export { EMPTY_SCOPE_CONFIG, SCOPE_CONFIG_FILE, loadScopeConfig, parseScopeConfig } from './scope-config.js';
 export type { IdentityRoutesOptions } from './routes.js';
 export { identityRoutes } from './routes.js';
 export { scopeAllows } from './scopes.js';

@@ -32,7 +32,8 @@ export interface IdentityRoutesOptions {
   credentials?: CredentialService;
   /** Token lifetime cap in seconds when `tokens` is not given (default 300). */
   tokenTtlS?: number;
-  scopeMap?: ScopeMap;
+  /** A fixed map, or a function read at every request (e.g. reloaded with the policies). */
+  scopeMap?: ScopeMap | (() => ScopeMap);
   trustedIssuers?: readonly TrustedIssuer[];
   /** Logical audience names accepted besides absolute URIs. */
   audiences?: readonly string[];

@@ -560,12 +560,13 @@ export async function authzenRoutes(app: FastifyInstance, opts: AuthzenRoutesOpt
 /**
  * The catalog the server can build by itself: registered agents as subjects (type
  * `agent`, or their registered `type` attribute), the action names that policy targets
- * test, and the resources the operator lists (AGP holds no resource inventory).
+ * test, and the resources `resources` lists (the server passes its resource registry,
+ * server/routes/resources.ts).
  */
 export function storeCatalog(
   store: Pick<ContextStore, 'listAgents'>,
   policies: { readonly current: PolicySet | undefined },
-  resources: () => AuthzenEntity[] = () => [],
+  resources: () => AuthzenEntity[] | Promise<AuthzenEntity[]> = () => [],
   maxAgents = 10_000,
 ): () => Promise<AuthzenCatalog> {
   return async () => {
@@ -586,6 +587,6 @@ export function storeCatalog(
         if (test.path.length === 1 && test.path[0] === 'action') for (const v of test.values) if (typeof v === 'string') actions.add(v);
       }
     }
-    return { subjects, resources: resources(), actions: [...actions].sort() };
+    return { subjects, resources: await resources(), actions: [...actions].sort() };
   };
 }

@@ -80,7 +80,7 @@ describe('the fraud story with tokens', () => {
     const key = await registerAgent(h, 'fraudbot');
     const res = await selfExchange(h, 'fraudbot', key, 'payroll:write');
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ error: 'invalid_scope', error_description: 'no requested scope is permitted: payroll:write' });
+    expect(res.json()).toEqual({ error: 'invalid_scope', error_description: 'no requested scope is permitted: payroll:write (no policy applies)' });
   });
 });
 
@@ -296,7 +296,7 @@ describe('delegation', () => {
       delegate_to: 'fraudbot',
     });
     // planner is not a fraud detector: the policy denies it.
-    expect(first.json()).toEqual({ error: 'invalid_scope', error_description: 'no requested scope is permitted: transactions:read' });
+    expect(first.json()).toEqual({ error: 'invalid_scope', error_description: 'no requested scope is permitted: transactions:read (no policy applies)' });
     await h.store.putAgent('planner', { roles: ['fraud-detector'] }, h.clock.now());
     const ok = await postForm(h, '/oauth2/token', {
       grant_type: TOKEN_EXCHANGE,
