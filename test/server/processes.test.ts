@@ -1,0 +1,155 @@
+// Two real `agp serve` processes sharing one Redis (127.0.0.1:6379, a unique key prefix per
+// run), as replicas run in production: an agent registered, a grant made and revoked, and
+// a new model version set through one process are seen by the other within a second.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from '../cli/helpers.js';
+import { FRAUDBOT_ATTRIBUTES } from './helpers.js';
+
+const PREFIX = `agp-proc-${randomUUID().slice(0, 8)}`;
+const ADMIN = `admin-${randomUUID()}`;
+const PEP = `pep-${randomUUID()}`;
+const AGENT = 'fraudbot-p';
+/** Replicas share the key that seals the signing keys they share through Redis. */
+const KEY_ENCRYPTION_KEY = randomBytes(32).toString('base64');
+const ACCOUNT = { type: 'account', id: '991', owner: 'payments', sensitivity: 'confidential' };
+
+interface Replica { child: ChildProcess; url: string; log: string[] }
+let a: Replica;
+let b: Replica;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startReplica(): Promise<Replica> {
+  const port = await freePort();
+  const log: string[] = [];
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'agp.js'), 'serve', '--policies', join(ROOT, 'policies'), '--port', String(port), '--no-watch'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      AGP_REDIS_URL: 'redis://127.0.0.1:6379',
+      AGP_REDIS_PREFIX: PREFIX,
+      AGP_ADMIN_KEY: ADMIN,
+      AGP_API_KEYS: PEP,
+      AGP_KEY_ENCRYPTION_KEY: KEY_ENCRYPTION_KEY,
+      AGP_AUDIT: 'none',
+      AGP_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.status === 200) return { child, url, log };
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`replica did not become ready:\n${log.join('')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function stop(r: Replica | undefined): Promise<void> {
+  if (!r || r.child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    r.child.once('exit', () => resolve());
+    r.child.kill('SIGTERM');
+  });
+}
+
+async function call(r: Replica, method: string, path: string, key: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${r.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+async function freeze(r: Replica): Promise<{ decision: string; reasons: string[] }> {
+  const res = await call(r, 'POST', '/v1/decide', PEP, {
+    agent: { id: AGENT, confidence: 0.93 },
+    action: 'freeze_account',
+    resource: ACCOUNT,
+    task: { kind: 'investigation', flagged: true },
+  });
+  expect(res.status).toBe(200);
+  return res.json;
+}
+
+/** Decides through `r` until `want` holds; returns how long that took. */
+async function seenWithin(ms: number, r: Replica, want: (d: { decision: string; reasons: string[] }) => boolean): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const d = await freeze(r);
+    if (want(d)) return Date.now() - started;
+    if (Date.now() - started > ms) throw new Error(`not seen within ${ms} ms: ${JSON.stringify(d)}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+beforeAll(async () => {
+  ensureBuilt();
+  [a, b] = await Promise.all([startReplica(), startReplica()]);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([stop(a), stop(b)]);
+  const redis = new Redis('redis://127.0.0.1:6379');
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
+});
+
+describe('two agp serve processes on one Redis', { timeout: 60_000 }, () => {
+  it('deny an agent neither knows, then both see it once one registers it', async () => {
+    expect((await freeze(b)).reasons).toEqual(['unknown agent']);
+    expect((await call(a, 'PUT', `/v1/admin/agents/${AGENT}`, ADMIN, { attributes: FRAUDBOT_ATTRIBUTES })).status).toBe(201);
+    expect(await seenWithin(1000, b, (d) => d.decision === 'escalate')).toBeLessThan(1000);
+  });
+
+  it('see a grant and its revocation made through the other process within a second', async () => {
+    expect((await freeze(b)).decision).toBe('escalate'); // B holds the agent in its cache
+    const grant = await call(a, 'POST', `/v1/admin/agents/${AGENT}/grants`, ADMIN, {
+      actions: ['freeze_account'], resource: 'account:991', expires_in_s: 600, reason: 'fraud-ops approved', approved_by: 'alice',
+    });
+    expect(grant.status).toBe(201);
+    expect(await seenWithin(1000, b, (d) => d.decision === 'permit')).toBeLessThan(1000);
+
+    expect((await call(a, 'DELETE', `/v1/admin/agents/${AGENT}/grants/${grant.json.id as string}`, ADMIN)).status).toBe(204);
+    expect(await seenWithin(1000, b, (d) => d.decision === 'escalate')).toBeLessThan(1000);
+  });
+
+  it('see a new (retired) model version within a second', async () => {
+    const put = await call(a, 'PUT', `/v1/admin/agents/${AGENT}`, ADMIN, { attributes: { ...FRAUDBOT_ATTRIBUTES, model: { name: 'fraudnet', version: '1.9.0' } } });
+    expect(put.status).toBe(200);
+    expect(await seenWithin(1000, b, (d) => d.decision === 'deny' && d.reasons.includes('model version retired'))).toBeLessThan(1000);
+  });
+
+  it('refuse a PEP key on the admin API of either process', async () => {
+    expect((await call(b, 'PUT', `/v1/admin/agents/${AGENT}`, PEP, { attributes: FRAUDBOT_ATTRIBUTES })).status).toBe(403);
+  });
+});
