@@ -2,14 +2,12 @@
 // run), as replicas run in production: an agent registered, a grant made and revoked, and
 // a new model version set through one process are seen by the other within a second.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, ROOT } from '../cli/helpers.js';
+import { ensureBuilt } from '../cli/helpers.js';
 import { FRAUDBOT_ATTRIBUTES } from './helpers.js';
+import { call, startAgp, stopProcess, type AgpProcess } from './process-helpers.js';
 
 const PREFIX = `agp-proc-${randomUUID().slice(0, 8)}`;
 const ADMIN = `admin-${randomUUID()}`;
@@ -19,73 +17,18 @@ const AGENT = 'fraudbot-p';
 const KEY_ENCRYPTION_KEY = randomBytes(32).toString('base64');
 const ACCOUNT = { type: 'account', id: '991', owner: 'payments', sensitivity: 'confidential' };
 
-interface Replica { child: ChildProcess; url: string; log: string[] }
-let a: Replica;
-let b: Replica;
+let a: AgpProcess;
+let b: AgpProcess;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+const replicaEnv = (): NodeJS.ProcessEnv => ({
+  AGP_REDIS_URL: 'redis://127.0.0.1:6379',
+  AGP_REDIS_PREFIX: PREFIX,
+  AGP_ADMIN_KEY: ADMIN,
+  AGP_API_KEYS: PEP,
+  AGP_KEY_ENCRYPTION_KEY: KEY_ENCRYPTION_KEY,
+});
 
-async function startReplica(): Promise<Replica> {
-  const port = await freePort();
-  const log: string[] = [];
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'agp.js'), 'serve', '--policies', join(ROOT, 'policies'), '--port', String(port), '--no-watch'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      AGP_REDIS_URL: 'redis://127.0.0.1:6379',
-      AGP_REDIS_PREFIX: PREFIX,
-      AGP_ADMIN_KEY: ADMIN,
-      AGP_API_KEYS: PEP,
-      AGP_KEY_ENCRYPTION_KEY: KEY_ENCRYPTION_KEY,
-      AGP_AUDIT: 'none',
-      AGP_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const r = await fetch(`${url}/readyz`);
-      if (r.status === 200) return { child, url, log };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`replica did not become ready:\n${log.join('')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function stop(r: Replica | undefined): Promise<void> {
-  if (!r || r.child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    r.child.once('exit', () => resolve());
-    r.child.kill('SIGTERM');
-  });
-}
-
-async function call(r: Replica, method: string, path: string, key: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${r.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
-async function freeze(r: Replica): Promise<{ decision: string; reasons: string[] }> {
+async function freeze(r: AgpProcess): Promise<{ decision: string; reasons: string[] }> {
   const res = await call(r, 'POST', '/v1/decide', PEP, {
     agent: { id: AGENT, confidence: 0.93 },
     action: 'freeze_account',
@@ -97,7 +40,7 @@ async function freeze(r: Replica): Promise<{ decision: string; reasons: string[]
 }
 
 /** Decides through `r` until `want` holds; returns how long that took. */
-async function seenWithin(ms: number, r: Replica, want: (d: { decision: string; reasons: string[] }) => boolean): Promise<number> {
+async function seenWithin(ms: number, r: AgpProcess, want: (d: { decision: string; reasons: string[] }) => boolean): Promise<number> {
   const started = Date.now();
   for (;;) {
     const d = await freeze(r);
@@ -109,11 +52,11 @@ async function seenWithin(ms: number, r: Replica, want: (d: { decision: string; 
 
 beforeAll(async () => {
   ensureBuilt();
-  [a, b] = await Promise.all([startReplica(), startReplica()]);
+  [a, b] = await Promise.all([startAgp(replicaEnv()), startAgp(replicaEnv())]);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([stop(a), stop(b)]);
+  await Promise.all([stopProcess(a?.child), stopProcess(b?.child)]);
   const redis = new Redis('redis://127.0.0.1:6379');
   let cursor = '0';
   do {
