@@ -13,7 +13,8 @@ import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, exportJWK, gener
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type ServerConfig } from '../../server/config.js';
 import { parseScopeConfig } from '../../server/identity/scope-config.js';
-import { start, type RunningServer } from '../../server/main.js';
+import { createEmbeddedStore } from '../../server/context/embedded.js';
+import { start, tokenDecideScope, type RunningServer } from '../../server/main.js';
 
 const PEP = 'pep-key-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
@@ -164,7 +165,7 @@ describe('the fraud story with tokens, through the real server', () => {
     const unflagged = await story.exchange('fraudbot-1', fraudbot, 'accounts:991:freeze');
     expect(unflagged.status).toBe(400);
     expect(unflagged.body.error).toBe('invalid_scope');
-    expect(unflagged.body.error_description).toMatch(/^no requested scope is permitted: accounts:991:freeze/);
+    expect(unflagged.body.error_description).toBe('no requested scope is permitted: accounts:991:freeze (no policy applies)');
 
     const flagged = await story.exchange('fraudbot-1', fraudbot, 'accounts:991:freeze', { task: INVESTIGATION });
     expect(flagged.status).toBe(400);
@@ -337,5 +338,62 @@ describe('scopes.json', () => {
       'p/scopes.json: unrecognized key: "resourcetype" `resourceType`',
     ]);
     expect(parseScopeConfig('{', 'p/scopes.json').errors[0]).toMatch(/^p\/scopes\.json: not valid JSON/);
+  });
+});
+
+describe('tokenDecideScope: what a scope decision is made of', () => {
+  it('takes the resource from the registry, the task from defaults and the caller, and on_behalf_of/delegation from AGP only', async () => {
+    const store = createEmbeddedStore();
+    try {
+      await store.kvSet('resource', 'account:*', JSON.stringify({ attributes: { sensitivity: 'confidential' }, createdAt: 0, updatedAt: 0 }));
+      const seen: unknown[] = [];
+      const decider = {
+        decide: (raw: unknown) => {
+          seen.push(raw);
+          return { ok: true as const, decision: { effect: 'permit' as const, allowed: true, risk: 0, factors: {}, policies: [], reasons: [], obligations: { ttl_s: 60 }, revision: 'r', decision_id: 'd1' } };
+        },
+      };
+      const scopes = parseScopeConfig(readFileSync('policies/scopes.json', 'utf8')).value!;
+      const decide = tokenDecideScope({ decider, store, scopes: () => scopes });
+      const r = await decide({
+        agentId: 'fraudbot-1',
+        action: 'freeze_account',
+        resource: { type: 'account', id: '991' },
+        onBehalfOf: 'alice',
+        delegation: ['planner'],
+        task: { flagged: true, on_behalf_of: 'ceo', delegation: [], ticket: 'T-1' },
+      });
+      expect(r).toEqual({ effect: 'permit', obligations: { ttl_s: 60 }, reasons: [], decision_id: 'd1' });
+      expect(seen[0]).toEqual({
+        agent: { confidence: 0.9, id: 'fraudbot-1' },
+        action: 'freeze_account',
+        resource: { sensitivity: 'confidential', type: 'account', id: '991' },
+        task: { kind: 'token_exchange', flagged: true, ticket: 'T-1', on_behalf_of: 'alice', delegation: ['planner'] },
+      });
+      // Without a delegation the caller's claims of one are removed.
+      await decide({ agentId: 'fraudbot-1', action: 'read', resource: { type: 'account', id: '1' }, task: { on_behalf_of: 'ceo', delegation: [] } });
+      expect((seen[1] as { task: object }).task).toEqual({ kind: 'token_exchange', flagged: false });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('names the missing attribute and where to supply it; a decider that cannot decide throws (503)', async () => {
+    const store = createEmbeddedStore();
+    try {
+      const answer = (path: string, status: 400 | 503 = 400) => ({
+        decide: () => ({ ok: false as const, status, error: { code: status === 400 ? ('invalid_request' as const) : ('policies_unavailable' as const), message: `${path}: required attribute is missing`, issues: [{ path, message: 'required attribute is missing' }] } }),
+      });
+      const empty = () => ({ map: {}, defaults: { agent: {}, task: {} } });
+      const q = { agentId: 'a', action: 'read', resource: { type: 'ledger', id: '7' } };
+      expect((await tokenDecideScope({ decider: answer('resource.sensitivity'), store, scopes: empty })(q)).invalid).toBe(
+        'resource.sensitivity: required attribute is missing; register the resource: PUT /v1/admin/resources/ledger/7 (or ledger/*)',
+      );
+      expect((await tokenDecideScope({ decider: answer('task.kind'), store, scopes: empty })(q)).invalid).toMatch(/^task\.kind: required attribute is missing; send it in the `task` parameter/);
+      expect((await tokenDecideScope({ decider: answer('agent.confidence'), store, scopes: empty })(q)).invalid).toMatch(/^agent\.confidence: .*PUT \/v1\/admin\/agents\/a/);
+      await expect(tokenDecideScope({ decider: answer('', 503), store, scopes: empty })(q)).rejects.toThrow();
+    } finally {
+      await store.close();
+    }
   });
 });
