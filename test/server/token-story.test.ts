@@ -6,7 +6,7 @@
 // token stands for the agent on /v1/decide until it is revoked.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -394,6 +394,56 @@ describe('tokenDecideScope: what a scope decision is made of', () => {
       await expect(tokenDecideScope({ decider: answer('', 503), store, scopes: empty })(q)).rejects.toThrow();
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('scopes.json with the policies', () => {
+  function policyCopy(): string {
+    const d = mkdtempSync(join(tmpdir(), 'agp-scopes-'));
+    cpSync('policies', d, { recursive: true, filter: (src) => !src.endsWith('.test.agp') });
+    return d;
+  }
+
+  it('a broken file stops the start, naming the member', async () => {
+    const d = policyCopy();
+    try {
+      writeFileSync(join(d, 'scopes.json'), '{"actions": {"accounts:freeze": 1}}');
+      await expect(start(config({ policies: d }), { env: { AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 4).toString('base64') } })).rejects.toThrow(/scopes\.json: `actions\.accounts:freeze`: invalid input: expected string/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('is re-read at every policy reload; a broken one keeps the last good map', async () => {
+    const d = policyCopy();
+    const s = await start(config({ policies: d }), { env: { AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 3).toString('base64') } });
+    const story = new Story(s);
+    try {
+      const key = await story.registerAgent('fraudbot-1', FRAUDBOT);
+      await story.call('PUT', '/v1/admin/resources/ledger/*', { key: ADMIN, json: { attributes: { sensitivity: 'internal' } } });
+      // `ledger:read` means nothing to the policies until the map says it is `transactions`.
+      expect((await story.exchange('fraudbot-1', key, 'ledger:read')).body.error).toBe('invalid_scope');
+      const good = JSON.parse(readFileSync(join(d, 'scopes.json'), 'utf8')) as { resourceTypes: Record<string, string> };
+      good.resourceTypes['ledger'] = 'transactions';
+      writeFileSync(join(d, 'scopes.json'), JSON.stringify(good));
+      await story.call('PUT', '/v1/admin/resources/transactions/*', { key: ADMIN, json: { attributes: { sensitivity: 'internal' } } });
+      expect((await story.call('POST', '/v1/admin/policies/reload', { key: ADMIN })).status).toBe(200);
+      // The file is re-read just after the reload answers: wait for it (at most 5 s).
+      let mapped = await story.exchange('fraudbot-1', key, 'ledger:read');
+      for (let i = 0; i < 50 && mapped.status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        mapped = await story.exchange('fraudbot-1', key, 'ledger:read');
+      }
+      expect(mapped.status).toBe(200);
+      expect(mapped.body.scope).toBe('ledger:read');
+      writeFileSync(join(d, 'scopes.json'), '{ broken');
+      await story.call('POST', '/v1/admin/policies/reload', { key: ADMIN });
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await story.exchange('fraudbot-1', key, 'ledger:read')).status).toBe(200);
+    } finally {
+      await s.close();
+      rmSync(d, { recursive: true, force: true });
     }
   });
 });
