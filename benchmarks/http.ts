@@ -71,6 +71,7 @@ async function child(mode: Mode): Promise<void> {
     app.post('/bare', (_request, reply) => reply.send({ decision: 'permit', allowed: true, risk: 12 }));
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     process.stdout.write(`${JSON.stringify({ url })}\n`);
+    process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
     return;
   }
   const { loadConfig } = await import('../server/config.js');

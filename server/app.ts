@@ -17,6 +17,7 @@ import { connectRoutes } from './routes/connect.js';
 import { decideRoutes } from './routes/decide.js';
 import { errorBody } from './routes/errors.js';
 import { healthRoutes } from './routes/health.js';
+import { lazyChildLogger } from './lazy-logger.js';
 import { resourceEntities, resourceRoutes } from './routes/resources.js';
 import { DEFAULT_BODY_LIMIT, DEFAULT_MAX_BATCH } from './config.js';
 
@@ -108,6 +109,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // every decision, and errors are logged. Turn them on with AGP_LOG_LEVEL=debug.
     logController: new LogController({ disableRequestLogging: logger === false || !(logger.level === 'debug' || logger.level === 'trace') }),
     logger: logger === false ? false : { level: logger.level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    ...(logger === false ? {} : { childLoggerFactory: lazyChildLogger }),
     return503OnClosing: true,
   };
   const app = Fastify(fastifyOptions);
