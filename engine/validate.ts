@@ -165,7 +165,10 @@ function normalizer(root: Type): Normalize | null {
           .map((f) => {
             const field = `${o}[${JSON.stringify(f.name)}]`;
             const code = gen(f.type, field);
-            return code && `if (${field} !== undefined) { ${code} }`;
+            // zod's output holds only schema keys, as own properties: an absent `valueOf`
+            // must not be read from Object.prototype (and then normalized into the request).
+            const present = f.name in Object.prototype ? `Object.prototype.hasOwnProperty.call(${o}, ${JSON.stringify(f.name)}) && ${field} !== undefined` : `${field} !== undefined`;
+            return code && `if (${present}) { ${code} }`;
           })
           .filter((c) => c !== '')
           .join(' ');
@@ -177,6 +180,108 @@ function normalizer(root: Type): Normalize | null {
   if (!body) return null;
   const make = new Function('H', `"use strict"; return function normalize(v) { ${body} return v; };`) as (h: unknown[]) => Normalize;
   return make(helpers);
+}
+
+/** Returned by a fast check that cannot accept its input: zod then decides and explains. */
+const REJECT: unique symbol = Symbol('reject');
+
+type FastCheck = (input: unknown) => Value | typeof REJECT;
+
+const VERSION_CACHE_MAX = 4096;
+
+/** `parseVersion` with the (few) version strings a deployment sees remembered. */
+function versionCache(): (raw: string) => number | undefined {
+  const seen = new Map<string, number | undefined>();
+  return (raw) => {
+    let v = seen.get(raw);
+    if (v === undefined && !seen.has(raw)) {
+      v = parseVersion(raw);
+      if (seen.size >= VERSION_CACHE_MAX) seen.clear();
+      seen.set(raw, v);
+    }
+    return v;
+  };
+}
+
+/**
+ * The success path of `requestSchema.safeParse` + `normalize` as one generated function:
+ * the same checks as the zod schema (types, finite numbers, versions, durations, level
+ * members, required attributes), the same output (fresh records in schema key order holding
+ * only schema keys, an optional key given as undefined kept, fresh arrays, normalized
+ * values). It only ever accepts what zod accepts; on anything else it returns REJECT and
+ * the caller runs zod, which writes the issues. zod's generic machinery costs several times
+ * the whole decision; this is straight-line code.
+ */
+function fastCheck(root: Type): FastCheck {
+  const helpers: unknown[] = [];
+  let vars = 0;
+  const helper = (f: unknown): string => `H[${helpers.push(f) - 1}]`;
+  const fresh = (p: string): string => `${p}${vars++}`;
+  // Code that checks the present (not undefined) value in variable `v` of type `t` and
+  // assigns its normalized form to the assignable expression `out`.
+  const gen = (t: Type, v: string, out: string): string => {
+    switch (t.t) {
+      case 'string':
+        return `if (typeof ${v} !== 'string') return R; ${out} = ${v};`;
+      case 'number':
+        return `if (typeof ${v} !== 'number' || !Number.isFinite(${v})) return R; ${out} = ${v};`;
+      case 'bool':
+        return `if (typeof ${v} !== 'boolean') return R; ${out} = ${v};`;
+      case 'version': {
+        const n = fresh('n');
+        return `if (typeof ${v} !== 'string') return R; const ${n} = ${helper(versionCache())}(${v}); if (${n} === undefined) return R; ${out} = ${n};`;
+      }
+      case 'duration': {
+        const n = fresh('n');
+        return `if (typeof ${v} === 'number' ? !Number.isFinite(${v}) : typeof ${v} !== 'string') return R; const ${n} = ${helper(parseDuration)}(${v}); if (${n} === undefined) return R; ${out} = ${n};`;
+      }
+      case 'level': {
+        const n = fresh('n');
+        return `if (typeof ${v} !== 'string') return R; const ${n} = ${helper(new Map(t.members.map((m, i) => [m, i])))}.get(${v}); if (${n} === undefined) return R; ${out} = ${n};`;
+      }
+      case 'set':
+      case 'list': {
+        const a = fresh('a');
+        const i = fresh('i');
+        const e = fresh('e');
+        const loop = `for (let ${i} = 0; ${i} < ${v}.length; ${i}++) { const ${e} = ${v}[${i}]; if (${e} === undefined) return R; ${gen(t.elem, e, `${a}[${i}]`)} }`;
+        return `if (!Array.isArray(${v})) return R; const ${a} = new Array(${v}.length); ${loop} ${out} = ${t.t === 'set' ? `${helper(dedupe)}(${a})` : a};`;
+      }
+      case 'record': {
+        const o = fresh('o');
+        let src = v;
+        let code = `if (typeof ${v} !== 'object' || ${v} === null || Array.isArray(${v})) return R;`;
+        if (t.fields.some((f) => f.name in Object.prototype)) {
+          // As zod is given it (see zodType): a copy holding only the input's own properties.
+          src = fresh('s');
+          code += ` const ${src} = ${helper(ownPropertiesOnly)}(${v});`;
+        }
+        code += ` const ${o} = {};`;
+        for (const f of fieldsOf(t.fields)) {
+          const key = JSON.stringify(f.name);
+          const x = fresh('x');
+          const absent = f.optional ? `if (${key} in ${src}) ${o}[${key}] = undefined;` : 'return R;';
+          code += ` { const ${x} = ${src}[${key}]; if (${x} === undefined) { ${absent} } else { ${gen(f.type, x, `${o}[${key}]`)} } }`;
+        }
+        return `${code} ${out} = ${o};`;
+      }
+    }
+  };
+  const body = gen(root, 'input', 'out');
+  const make = new Function('H', 'R', `"use strict"; return function check(input) { let out; ${body} return out; };`) as (h: unknown[], r: typeof REJECT) => FastCheck;
+  return make(helpers, REJECT);
+}
+
+/**
+ * The generated success path alone (tests): the normalized request record, or undefined
+ * where validation falls back to zod.
+ */
+export function fastRequestCheck(schema: Schema): (input: unknown) => Value | undefined {
+  const check = fastCheck(schema.request);
+  return (input) => {
+    const r = check(input);
+    return r === REJECT ? undefined : r;
+  };
 }
 
 /** `agent.roles[2]`-style path text. */
@@ -225,20 +330,27 @@ export interface RequestValidator {
 
 const ROOTS = ['agent', 'resource', 'task'] as const;
 
-/** Builds the validators of one schema (call once per policy set). */
-export function createValidator(schema: Schema): RequestValidator {
+/**
+ * Builds the validators of one schema (call once per policy set). `fast: false` leaves out
+ * the generated success path and runs zod on every request (the reference, for tests).
+ */
+export function createValidator(schema: Schema, options: { fast?: boolean } = {}): RequestValidator {
   const requestSchema = zodType(schema.request, 'request') as unknown as z.ZodType<Record<string, Value>>;
   const agentField = schema.request.fields.find((f) => f.name === 'agent');
   const agentType: Type = agentField?.type ?? { t: 'record', fields: [] };
   const agentSchema = zodType(agentType, 'registry');
   const normalize = normalizer(schema.request);
+  const check: FastCheck = options.fast === false ? () => REJECT : fastCheck(schema.request);
   const noGrants: readonly Grant[] = Object.freeze([]);
 
   return {
     validate(input, env) {
-      const r = requestSchema.safeParse(input);
-      if (!r.success) return { ok: false, issues: toIssues(r.error, schema.request) };
-      const d = (normalize ? normalize(r.data) : r.data) as Record<string, Value>;
+      let d = check(input) as Record<string, Value> | typeof REJECT;
+      if (d === REJECT) {
+        const r = requestSchema.safeParse(input);
+        if (!r.success) return { ok: false, issues: toIssues(r.error, schema.request) };
+        d = (normalize ? normalize(r.data) : r.data) as Record<string, Value>;
+      }
       for (const root of ROOTS) if (d[root] === undefined) d[root] = {};
       const request: NormalizedRequest = {
         agent: d['agent'] as NormalizedRequest['agent'],

@@ -143,6 +143,18 @@ export function decisionId(now: number): string {
   return id;
 }
 
+let isoMs = Number.NaN;
+let isoText = '';
+
+/** `new Date(ms).toISOString()`, reused within a millisecond (many decisions share one). */
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
+
 // ---------------------------------------------------------------- the pipeline
 
 type RawObject = { [k: string]: unknown };
@@ -227,7 +239,7 @@ export function createDecider(options: DeciderOptions): Decider {
       const entry: RejectedAuditEntry = {
         kind: 'rejected',
         decision_id: decisionId(now),
-        time: new Date(now).toISOString(),
+        time: isoTime(now),
         agent: s.agent,
         action: s.action,
         resource: s.resource,
@@ -261,7 +273,7 @@ export function createDecider(options: DeciderOptions): Decider {
       const entry: DecisionAuditEntry = {
         kind: 'decision',
         decision_id: id,
-        time: new Date(now).toISOString(),
+        time: isoTime(now),
         agent: s.agent,
         action: s.action,
         resource: s.resource,

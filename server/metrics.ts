@@ -1,6 +1,7 @@
 // Prometheus metrics of one AGP app: a registry per app (tests build many apps), the
 // decision counters fed by the decider, policy reload counts, store and audit figures
-// read at scrape time. Hot-path updates use pre-bound label children.
+// read at scrape time. The per-decision figures are plain counters on the hot path that
+// prom-client reads at scrape time (a prom-client update costs more than the decision).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Effect } from '../engine/decision.js';
@@ -27,22 +28,89 @@ export interface AppMetrics extends DecisionObserver {
   readonly contentType: string;
 }
 
+/** A label-less histogram whose observations are plain array increments, read at scrape time. */
+type Exposition = Awaited<ReturnType<Histogram['get']>>;
+
+class LocalHistogram extends Histogram {
+  private readonly metricName: string;
+  private readonly metricHelp: string;
+  private readonly bounds: readonly number[];
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  private readonly counts: Float64Array;
+  private total = 0;
+  private sum = 0;
+
+  constructor(config: { name: string; help: string; buckets: number[]; registers: Registry[] }) {
+    super(config);
+    this.metricName = config.name;
+    this.metricHelp = config.help;
+    this.bounds = [...config.buckets].sort((a, b) => a - b);
+    this.counts = new Float64Array(this.bounds.length + 1);
+  }
+
+  record(value: number): void {
+    if (!Number.isFinite(value)) return;
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.total++;
+  }
+
+  /** The exposition prom-client's registry reads (same shape as its own histograms). */
+  getForPromString(): Promise<Exposition> {
+    const name = this.metricName;
+    const values: Exposition['values'] = [];
+    let acc = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      acc += this.counts[i]!;
+      values.push({ labels: { le: this.bounds[i]! }, value: acc, metricName: `${name}_bucket` });
+    }
+    values.push({ labels: { le: '+Inf' }, value: this.total, metricName: `${name}_bucket` });
+    values.push({ labels: {}, value: this.sum, metricName: `${name}_sum` });
+    values.push({ labels: {}, value: this.total, metricName: `${name}_count` });
+    // `type` is the text prom-client writes after `# TYPE` (its typings call it an enum).
+    return Promise.resolve({ name, help: this.metricHelp, type: 'histogram', values, aggregator: 'sum' } as unknown as Exposition);
+  }
+
+  override get(): Promise<Exposition> {
+    return this.getForPromString();
+  }
+
+  override reset(): void {
+    super.reset();
+    // prom-client's constructor calls reset() before this class's fields exist.
+    (this.counts as Float64Array | undefined)?.fill(0);
+    this.total = 0;
+    this.sum = 0;
+  }
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'agp_' });
   let sources: ScrapeSources = {};
 
-  const latency = new Histogram({
+  const latency = new LocalHistogram({
     name: 'agp_decision_duration_seconds',
     help: 'Time spent deciding one request inside AGP (store lookup, validation, engine)',
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
     registers: [registry],
   });
+  // Decisions by effect since the last scrape, added to the counter when it is read.
+  const pending: Record<Effect, number> = { permit: 0, deny: 0, escalate: 0 };
   const decisions = new Counter({
     name: 'agp_decisions_total',
     help: 'Decisions made, by effect',
     labelNames: ['effect'] as const,
     registers: [registry],
+    collect() {
+      for (const effect of ['permit', 'deny', 'escalate'] as const) {
+        if (pending[effect] > 0) this.inc({ effect }, pending[effect]);
+        pending[effect] = 0;
+      }
+    },
   });
   const rejected = new Counter({
     name: 'agp_requests_rejected_total',
@@ -137,11 +205,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
     },
   });
 
-  const byEffect: Record<Effect, Counter.Internal> = {
-    permit: decisions.labels('permit'),
-    deny: decisions.labels('deny'),
-    escalate: decisions.labels('escalate'),
-  };
+  for (const effect of ['permit', 'deny', 'escalate'] as const) decisions.labels(effect).inc(0);
   const byCode: Record<DecideErrorCode, Counter.Internal> = {
     invalid_request: rejected.labels('invalid_request'),
     policies_unavailable: rejected.labels('policies_unavailable'),
@@ -155,8 +219,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
     registry,
     contentType: registry.contentType,
     decision(effect, seconds) {
-      latency.observe(seconds);
-      byEffect[effect].inc();
+      latency.record(seconds);
+      pending[effect]++;
     },
     rejected(code) {
       byCode[code].inc();

@@ -81,7 +81,8 @@ function explainFlag(body: unknown): boolean | 'invalid' {
 
 export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptions): Promise<void> {
   const { decider, maxBatch } = opts;
-  const onRequest = requireCaller(opts.auth, 'pep');
+  // With no key configured every caller is `anonymous` (the request's default): no hook.
+  const onRequest = opts.auth.open ? [] : [requireCaller(opts.auth, 'pep')];
   // JSON only: a text/plain body is a 415, not a string the decider would call invalid.
   app.removeContentTypeParser('text/plain');
 
