@@ -21,8 +21,13 @@ import { lazyChildLogger } from './lazy-logger.js';
 import { resourceEntities, resourceRoutes } from './routes/resources.js';
 import { DEFAULT_BODY_LIMIT, DEFAULT_MAX_BATCH } from './config.js';
 
+import type { ScopeCheck } from './decider.js';
+
 /** What /v1/decide needs of identity: an AGP-issued token's agent id, or why not. */
-export type AgentTokenVerifier = (token: string) => Promise<{ ok: true; claims: { agp_agent: string } } | { ok: false; error: string; message: string }>;
+export type AgentTokenVerifier = (token: string) => Promise<
+  | { ok: true; claims: { agp_agent: string }; covers?: ScopeCheck }
+  | { ok: false; error: string; message: string }
+>;
 
 /** An audit log as the app uses it: the decider's sink plus optional figures for /metrics. */
 export type AppAudit = AuditSink & { stats?: () => { written: number; dropped: number; buffered: number } };

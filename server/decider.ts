@@ -25,7 +25,15 @@ export interface DecideMeta {
   api?: string;
   /** Incoming headers: the parent of the decision's span (`traceparent`) when tracing is on. */
   headers?: Record<string, string | string[] | undefined>;
+  /**
+   * The scope of the agent token the caller presented: a request it does not cover is
+   * denied whatever the policies say (a narrowed token only narrows if the PDP enforces it).
+   */
+  scope?: ScopeCheck;
 }
+
+/** Whether a token's scope covers this action on this resource. */
+export type ScopeCheck = (action: string, resource: { type: string; id: string }) => boolean;
 
 export type DecideErrorCode = 'invalid_request' | 'policies_unavailable';
 
@@ -68,7 +76,7 @@ export interface DecisionObserver {
   decision(effect: Decision['effect'], seconds: number): void;
   rejected(code: DecideErrorCode): void;
   /** A deny because of the agent's registry state (`unknown`, `inactive`, `unavailable`). */
-  contextDeny(status: 'unknown' | 'inactive' | 'unavailable'): void;
+  contextDeny(status: ContextDenyStatus): void;
 }
 
 export interface DeciderOptions {
@@ -88,6 +96,9 @@ export interface DeciderOptions {
 export const REASON_UNKNOWN_AGENT = 'unknown agent';
 export const REASON_DEACTIVATED = 'agent deactivated';
 export const REASON_STORE_UNAVAILABLE = 'context store unavailable';
+export const REASON_OUT_OF_SCOPE = 'the agent token does not cover this request';
+
+export type ContextDenyStatus = 'unknown' | 'inactive' | 'unavailable' | 'out_of_scope';
 
 // ---------------------------------------------------------------- decision ids
 
@@ -296,7 +307,7 @@ export function createDecider(options: DeciderOptions): Decider {
 
   function contextDeny(
     set: PolicySet,
-    status: 'unknown' | 'inactive' | 'unavailable',
+    status: ContextDenyStatus,
     reason: string,
     raw: RawObject,
     meta: DecideMeta,
@@ -360,6 +371,14 @@ export function createDecider(options: DeciderOptions): Decider {
       const first = validation.issues[0];
       const message = first === undefined ? 'invalid request' : `${first.path}: ${first.message}`;
       return reject(400, { code: 'invalid_request', message, issues: validation.issues }, meta, now, started, raw, set.revision, span);
+    }
+    if (meta.scope !== undefined) {
+      const r = validation.request.resource;
+      const covered = meta.scope(validation.request.action, { type: String(r['type'] ?? ''), id: String(r['id'] ?? '') });
+      if (!covered) {
+        store.recordDecision(agentId, resourceKey, false, now);
+        return contextDeny(set, 'out_of_scope', REASON_OUT_OF_SCOPE, raw, meta, now, started, span);
+      }
     }
     const decision = meta.explain === true ? set.explain(validation.request) : set.decide(validation.request);
     store.recordDecision(agentId, resourceKey, decision.allowed, now);

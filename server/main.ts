@@ -15,7 +15,7 @@ import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type Se
 import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
 import type { Decider } from './decider.js';
-import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type ScopeConfig } from './identity/index.js';
+import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, scopeAllows, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type ScopeConfig } from './identity/index.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
 import { lookupResource } from './routes/resources.js';
@@ -216,7 +216,14 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
 
   const policies = new PolicyHolder({ directory: config.policies });
   const app = await buildApp({
-    agentTokens: (token) => identity.verifyAgentToken(token),
+    // A token's scope narrows what the agent may do: /v1/decide denies anything outside it,
+    // read with the live scope map (scopes.json follows policy reloads).
+    agentTokens: async (token) => {
+      const v = await identity.verifyAgentToken(token);
+      if (!v.ok) return v;
+      const scope = v.claims.scope;
+      return { ok: true, claims: v.claims, covers: (action, resource) => scopeAllows(scope, action, resource, scopeConfig.map) };
+    },
     policies,
     store,
     metrics,

@@ -120,7 +120,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
   });
   const contextDenies = new Counter({
     name: 'agp_context_denies_total',
-    help: 'Denies decided from the agent registry alone (unknown, inactive agent; store unavailable)',
+    help: 'Denies decided before the policies: unknown or inactive agent, store unavailable, request outside the agent token scope',
     labelNames: ['status'] as const,
     registers: [registry],
   });

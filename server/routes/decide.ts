@@ -96,7 +96,9 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
     const body = request.body;
     const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
     const agent = typeof raw['agent'] === 'object' && raw['agent'] !== null ? (raw['agent'] as Record<string, unknown>) : {};
-    const outcome = await decider.decide({ ...raw, agent: { ...agent, id: v.claims.agp_agent } }, metaOf(request, 'decide', explain));
+    const meta = metaOf(request, 'decide', explain);
+    if (v.covers !== undefined) meta.scope = v.covers;
+    const outcome = await decider.decide({ ...raw, agent: { ...agent, id: v.claims.agp_agent } }, meta);
     return send(reply, outcome);
   }
 

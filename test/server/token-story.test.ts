@@ -212,6 +212,16 @@ describe('the fraud story with tokens, through the real server', () => {
     expect(d.status).toBe(200);
     expect(d.body).toMatchObject({ decision: 'permit', policies: ['fraud_freeze'], obligations: { ttl_s: 600, scopes: ['accounts:991:freeze'] } });
 
+    // ... and only that: the token's scope narrows what /v1/decide permits, whatever the
+    // policies and the grant would allow. Account 992 is outside it...
+    const elsewhere = await story.decideWithToken(token, { ...FREEZE_991, resource: { ...FREEZE_991.resource, id: '992' } });
+    expect(elsewhere.body).toMatchObject({ decision: 'deny', allowed: false, policies: [], reasons: ['the agent token does not cover this request'] });
+    // ... and a transactions:read token cannot freeze 991 even while the grant is active.
+    const reader = await story.exchange('fraudbot-1', fraudbot, 'transactions:read');
+    expect(reader.status).toBe(200);
+    const viaReader = await story.decideWithToken(reader.body.access_token as string, FREEZE_991);
+    expect(viaReader.body).toMatchObject({ decision: 'deny', reasons: ['the agent token does not cover this request'] });
+
     // 8. revoked: every later use is refused with 401 invalid_agent_token.
     const rev = await story.form('/oauth2/revoke', { token }, { authorization: `Bearer ${ADMIN}` });
     expect(rev.status).toBe(200);
