@@ -297,8 +297,13 @@ async function main(argv: string[]): Promise<number> {
     if (withRedis) {
       // Unregistered agents are evaluated from the request (registration not required) so a
       // miss costs exactly one Redis lookup and then a full decision.
-      const redis = await spawnServer('agp-redis', { ...common, AGP_REDIS_URL: redisUrl, AGP_REDIS_PREFIX: prefix, AGP_REQUIRE_REGISTERED_AGENTS: 'false' });
-      servers.push(redis);
+      // Two servers on the same Redis: the warm-cache one never serves the miss traffic, whose
+      // thousands of new agents would otherwise leave it flushing and reading back their
+      // counters in the background (work the embedded reference is never given).
+      const redisEnv = { ...common, AGP_REDIS_URL: redisUrl, AGP_REDIS_PREFIX: prefix, AGP_REQUIRE_REGISTERED_AGENTS: 'false' };
+      const redis = await spawnServer('agp-redis', redisEnv);
+      const redisCold = await spawnServer('agp-redis', redisEnv);
+      servers.push(redis, redisCold);
       await register(redis.url, 'fraudbot-1');
       const run = randomUUID().slice(0, 8);
       log('the Redis store (warm cache; every request a miss) vs the embedded store');
@@ -307,7 +312,7 @@ async function main(argv: string[]): Promise<number> {
           { name: 'POST /v1/decide (embedded store, reference)', url: `${agp.url}/v1/decide`, body: single, decisions: 1 },
           { name: 'POST /v1/decide (redis, warm cache)', url: `${redis.url}/v1/decide`, body: single, decisions: 1 },
           // A distinct agent id on every request: nothing is ever cached.
-          { name: 'POST /v1/decide (redis, every request a cache miss)', url: `${redis.url}/v1/decide`, body: (i) => JSON.stringify(decideBody(`miss-${run}-${i}`, true)), decisions: 1 },
+          { name: 'POST /v1/decide (redis, every request a cache miss)', url: `${redisCold.url}/v1/decide`, body: (i) => JSON.stringify(decideBody(`miss-${run}-${i}`, true)), decisions: 1 },
         ],
         connections,
         warmup,

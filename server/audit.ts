@@ -452,6 +452,9 @@ function readTail(path: string): ChainTail | undefined {
 /** The source text of the `file` sink's writer thread: the line format and the writer. */
 const WRITER_SOURCE = `"use strict";\nconst format = (${lineFormat.toString()})(require);\n(${fileWriter.toString()})(format, require);\n`;
 
+const POST_DELAY_MS = 5;
+const POST_BATCH = 256;
+
 type WriterReply = { n: number; entries: number; prev: string } | { n: number; entries: number; error: string } | { closed: true };
 
 export function createAuditLog(opts: AuditLogOptions): AuditLog {
@@ -587,11 +590,14 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
 
   // ---- the writer thread (file sink)
 
-  let scheduled = false;
+  // A message to the thread costs about as much as cloning a few entries: entries wait up to
+  // POST_DELAY_MS (or until POST_BATCH of them) so that one message carries many.
+  let scheduled: 'no' | 'timer' | 'now' = 'no';
+  let timer: NodeJS.Timeout | undefined;
   let waiters: (() => void)[] = [];
 
   function settle(): void {
-    if (waiters.length === 0 || scheduled || inflight > 0 || draining !== null) return;
+    if (waiters.length === 0 || scheduled !== 'no' || inflight > 0 || draining !== null) return;
     if (queue.length > 0 || pendingDrops > 0 || startLine !== null) return;
     const ws = waiters;
     waiters = [];
@@ -599,7 +605,11 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
   }
 
   function post(): void {
-    scheduled = false;
+    scheduled = 'no';
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
     const batch = takeBatch();
     if (batch.length > 0) {
       if (failed || worker === null) {
@@ -656,17 +666,22 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
     }
   }
 
-  function schedule(): void {
+  /** Starts the writer; `now`: without the batching delay (flush, a full batch). */
+  function schedule(now = false): void {
     if (worker !== null) {
-      if (!scheduled) {
-        scheduled = true;
+      if (scheduled === 'now') return;
+      if (now || queue.length >= POST_BATCH) {
+        scheduled = 'now';
         setImmediate(post);
+      } else if (scheduled === 'no') {
+        scheduled = 'timer';
+        timer = setTimeout(post, POST_DELAY_MS);
       }
     } else if (draining === null && stream !== null) {
       draining = drain();
     }
   }
-  schedule();
+  schedule(true);
 
   async function flush(): Promise<void> {
     queueMarkerIfNeeded();
@@ -676,7 +691,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
         lose(entriesIn(takeBatch()));
         return;
       }
-      schedule();
+      schedule(true);
       await new Promise<void>((resolve) => {
         waiters.push(resolve);
         settle();

@@ -280,14 +280,18 @@ export function createDecider(options: DeciderOptions): Decider {
     const elapsed = performance.now() - started;
     metrics?.decision(decision.effect, elapsed / 1000);
     if (audit !== undefined) {
-      const s = subjectOf(raw);
+      // The subject read straight from the body: this runs for every decision.
+      const resource = raw['resource'];
+      const type = readString(resource, 'type');
+      const rid = readString(resource, 'id');
+      const action = raw['action'];
       const entry: DecisionAuditEntry = {
         kind: 'decision',
         decision_id: id,
         time: isoTime(now),
-        agent: s.agent,
-        action: s.action,
-        resource: s.resource,
+        agent: readString(raw['agent'], 'id'),
+        action: typeof action === 'string' ? action : null,
+        resource: type !== null || rid !== null ? { type: type ?? '', id: rid ?? '' } : null,
         effect: decision.effect,
         allowed: decision.allowed,
         risk: decision.risk,
@@ -297,7 +301,8 @@ export function createDecider(options: DeciderOptions): Decider {
         latency_us: Math.round(elapsed * 1000),
         request_id: meta.requestId,
       };
-      if (s.onBehalfOf !== null) entry.on_behalf_of = s.onBehalfOf;
+      const onBehalfOf = readString(raw['task'], 'on_behalf_of');
+      if (onBehalfOf !== null) entry.on_behalf_of = onBehalfOf;
       if (meta.traceId !== undefined) entry.trace_id = meta.traceId;
       if (meta.api !== undefined) entry.api = meta.api;
       audit.write(entry);
