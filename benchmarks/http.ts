@@ -251,7 +251,7 @@ async function main(argv: string[]): Promise<number> {
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   const redisUrl = process.env['AGP_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
   const data = mkdtempSync(join(tmpdir(), 'agp-bench-'));
-  const common = { AGP_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), AGP_AUDIT: 'file', AGP_AUDIT_FILE: join(data, 'audit.jsonl'), AGP_API_KEYS: '', AGP_ADMIN_KEY: '' };
+  const common = { AGP_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), AGP_AUDIT: 'file', AGP_API_KEYS: '', AGP_ADMIN_KEY: '' };
   const servers: Server[] = [];
   const prefix = `agp-bench-${randomUUID().slice(0, 8)}`;
   const withRedis = await redisAvailable(redisUrl);
@@ -259,7 +259,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     log(`agp bench:http (${quick ? 'quick' : 'full'}): ${connections} connections, ${rounds} x ${duration}s rounds after ${warmup}s warm-up, audit to a file`);
     const bare = await spawnServer('bare', {});
-    const agp = await spawnServer('agp', common);
+    // Each server appends to its own audit log (one hash chain per file).
+    const agp = await spawnServer('agp', { ...common, AGP_AUDIT_FILE: join(data, 'audit-embedded.jsonl') });
     servers.push(bare, agp);
     await register(agp.url, 'fraudbot-1');
     const single = JSON.stringify(decideBody('fraudbot-1', false));
@@ -301,8 +302,8 @@ async function main(argv: string[]): Promise<number> {
       // thousands of new agents would otherwise leave it flushing and reading back their
       // counters in the background (work the embedded reference is never given).
       const redisEnv = { ...common, AGP_REDIS_URL: redisUrl, AGP_REDIS_PREFIX: prefix, AGP_REQUIRE_REGISTERED_AGENTS: 'false' };
-      const redis = await spawnServer('agp-redis', redisEnv);
-      const redisCold = await spawnServer('agp-redis', redisEnv);
+      const redis = await spawnServer('agp-redis', { ...redisEnv, AGP_AUDIT_FILE: join(data, 'audit-redis-warm.jsonl') });
+      const redisCold = await spawnServer('agp-redis', { ...redisEnv, AGP_AUDIT_FILE: join(data, 'audit-redis-miss.jsonl') });
       servers.push(redis, redisCold);
       await register(redis.url, 'fraudbot-1');
       const run = randomUUID().slice(0, 8);

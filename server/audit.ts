@@ -114,6 +114,11 @@ export interface AuditLogOptions {
   metrics?: AuditMetricsHooks;
   /** Injected clock (epoch ms) for tests. */
   now?: () => number;
+  /**
+   * `file` sink: how many entries the writer thread may lag behind before the serving
+   * thread formats decision lines for it (default 256; 0: always).
+   */
+  helpAt?: number;
 }
 
 export interface AuditStats {
@@ -141,9 +146,21 @@ export interface AuditLog {
 
 /** One entry waiting for the writer, with the time it was queued. */
 interface Queued {
-  entry: AuditEntry | DropMarker;
+  entry: AuditEntry | DropMarker | PreformattedDecision;
   at: number;
 }
+
+/**
+ * A decision entry already formatted by the serving thread (when the writer thread falls
+ * behind): its canonical body around `prev` and `seq`, which only the writer knows.
+ */
+interface PreformattedDecision {
+  kind: 'decision_parts';
+  parts: DecisionParts;
+}
+
+/** A decision line's body without its closing brace: head + prev + mid + seq + tail. */
+type DecisionParts = [head: string, mid: string, tail: string];
 
 interface DropMarker {
   kind: 'audit_dropped';
@@ -267,11 +284,12 @@ function lineFormat(load: (id: string) => unknown) {
   ]);
 
   /**
-   * The chained body of a decision entry without its closing brace: byte for byte what the
-   * generic path (scrub, then canonical JSON) gives, keys in sorted order, written directly.
-   * Undefined when the entry holds anything unexpected: the generic path takes it then.
+   * The chained body of a decision entry without its closing brace, in three parts around
+   * `prev` and `seq`: byte for byte what the generic path (scrub, then canonical JSON)
+   * gives, keys in sorted order, written directly. Undefined when the entry holds anything
+   * unexpected: the generic path takes it then.
    */
-  function decisionBodyOpen(e: DecisionAuditEntry, at: number, seq: number, prev: string): string | undefined {
+  function decisionParts(e: DecisionAuditEntry, at: number): DecisionParts | undefined {
     for (const k in e) if (!DECISION_KEYS.has(k)) return undefined;
     const action = qn(e.action);
     const agent = qn(e.agent);
@@ -301,20 +319,21 @@ function lineFormat(load: (id: string) => unknown) {
       if (typeof e.on_behalf_of !== 'string') return undefined;
       out += `,"on_behalf_of":${q(e.on_behalf_of)}`;
     }
-    out += `,"policies":${policies},"prev":${JSON.stringify(prev)},"reasons":${reasons}`;
+    out += `,"policies":${policies}`;
+    let mid = `,"reasons":${reasons}`;
     if (e.request_id !== undefined) {
       if (typeof e.request_id !== 'string') return undefined;
-      out += `,"request_id":${q(e.request_id)}`;
+      mid += `,"request_id":${q(e.request_id)}`;
     }
-    out += `,"resource":${resource},"revision":${q(e.revision)},"risk":${risk},"seq":${seq}`;
+    mid += `,"resource":${resource},"revision":${q(e.revision)},"risk":${risk}`;
     const time = e.time;
     if (time !== undefined && typeof time !== 'string') return undefined;
-    out += `,"time":${q(time ?? new Date(at).toISOString())}`;
+    let tail = `,"time":${q(time ?? new Date(at).toISOString())}`;
     if (e.trace_id !== undefined) {
       if (typeof e.trace_id !== 'string') return undefined;
-      out += `,"trace_id":${q(e.trace_id)}`;
+      tail += `,"trace_id":${q(e.trace_id)}`;
     }
-    return out;
+    return [out, mid, tail];
   }
 
   /** The generic path: the canonical JSON of the scrubbed entry with time, seq and prev. */
@@ -330,18 +349,19 @@ function lineFormat(load: (id: string) => unknown) {
   function chain(items: readonly Queued[], prev: string, seq: number, hmacKey: string | undefined): Chained {
     let chunk = '';
     for (const item of items) {
-      const open = item.entry.kind === 'decision' ? decisionBodyOpen(item.entry, item.at, seq, prev) : undefined;
-      const body = open === undefined ? genericBody(item, seq, prev) : open + '}';
-      const hash = lineHash(prev, body, hmacKey);
+      const e = item.entry;
+      const parts = e.kind === 'decision_parts' ? e.parts : e.kind === 'decision' ? decisionParts(e, item.at) : undefined;
+      const open = parts === undefined ? genericBody(item, seq, prev).slice(0, -1) : `${parts[0]},"prev":${JSON.stringify(prev)}${parts[1]},"seq":${seq}${parts[2]}`;
+      const hash = lineHash(prev, open + '}', hmacKey);
       // `hash` is the last member, outside what it hashes.
-      chunk += `${body.slice(0, -1)},"hash":"${hash}"}\n`;
+      chunk += `${open},"hash":"${hash}"}\n`;
       prev = hash;
       seq++;
     }
     return { chunk, prev, seq };
   }
 
-  return { canonicalJson, scrubSecrets, lineHash, chain };
+  return { canonicalJson, scrubSecrets, lineHash, chain, decisionParts };
 }
 
 /** The writer thread of a `file` sink: chains and appends what the log posts to it. */
@@ -349,7 +369,7 @@ function fileWriter(format: ReturnType<typeof lineFormat>, load: (id: string) =>
   const { parentPort, workerData } = load('node:worker_threads') as typeof WorkerThreads;
   const fs = load('node:fs') as typeof Fs;
   const port = parentPort!;
-  const data = workerData as { file: string; prev: string; seq: number; hmacKey?: string };
+  const data = workerData as { file: string; prev: string; seq: number; hmacKey?: string; done: Int32Array };
   let prev = data.prev;
   let seq = data.seq;
   let fd = -1;
@@ -379,6 +399,8 @@ function fileWriter(format: ReturnType<typeof lineFormat>, load: (id: string) =>
     }
     let entries = 0;
     for (const item of msg) if (item.entry.kind !== 'audit_dropped') entries++;
+    // Seen by the log's `write` at once, without waiting for this reply to be read.
+    Atomics.add(data.done, 0, msg.length);
     port.postMessage(error === undefined ? { n: msg.length, entries, prev } : { n: msg.length, entries, error });
   });
 }
@@ -454,6 +476,8 @@ const WRITER_SOURCE = `"use strict";\nconst format = (${lineFormat.toString()})(
 
 const POST_DELAY_MS = 5;
 const POST_BATCH = 256;
+/** Entries the writer thread may lag behind before this thread formats decision lines for it. */
+const HELP_AT = 256;
 
 type WriterReply = { n: number; entries: number; prev: string } | { n: number; entries: number; error: string } | { closed: true };
 
@@ -462,6 +486,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
   const capacity = Math.max(1, opts.bufferSize ?? 10_000);
   const hooks = opts.metrics ?? {};
   const hmacKey = opts.hmacKey;
+  const helpAt = opts.helpAt ?? HELP_AT;
 
   // A `file` sink is written by a worker thread (format, hash chain, append), so that an
   // audited decision costs the serving thread only a queue push and its share of one
@@ -492,13 +517,18 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
   let queue: Queued[] = [];
   /** Entries handed to the writer thread and not yet reported written. */
   let inflight = 0;
+  /** Items posted to the thread, and (shared, updated by the thread) items it has handled. */
+  let posted = 0;
+  const done = new Int32Array(new SharedArrayBuffer(4));
+  /** Entries the thread has not handled yet, read without waiting for its replies. */
+  const unhandled = (): number => (posted - Atomics.load(done, 0)) | 0;
 
   const onError = (err: Error): void => {
     failed = true;
     hooks.error?.(err);
   };
   if (opts.sink === 'file') {
-    const data: { file: string; prev: string; seq: number; hmacKey?: string } = { file: opts.file!, prev, seq };
+    const data: { file: string; prev: string; seq: number; hmacKey?: string; done: Int32Array } = { file: opts.file!, prev, seq, done };
     if (hmacKey !== undefined) data.hmacKey = hmacKey;
     worker = new Worker(WRITER_SOURCE, { eval: true, workerData: data });
     // Referenced only while it holds entries: an idle log never keeps the process alive.
@@ -615,6 +645,16 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
       if (failed || worker === null) {
         lose(entriesIn(batch));
       } else {
+        if (unhandled() >= helpAt) {
+          // The writer thread is behind: format decision lines here (the part of the work
+          // that does not need the chain), so that it only has to chain and append them.
+          for (let i = 0; i < batch.length; i++) {
+            const item = batch[i]!;
+            if (item.entry.kind !== 'decision') continue;
+            const parts = format.decisionParts(item.entry, item.at);
+            if (parts !== undefined) batch[i] = { entry: { kind: 'decision_parts', parts }, at: item.at };
+          }
+        }
         try {
           worker.postMessage(batch);
         } catch {
@@ -624,6 +664,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
         }
         if (inflight === 0) worker.ref();
         inflight += batch.length;
+        posted = (posted + batch.length) | 0;
       }
     }
     settle();
@@ -710,7 +751,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
         return;
       }
       const at = now();
-      if (queue.length + inflight >= capacity) {
+      if (queue.length + (worker === null ? 0 : unhandled()) >= capacity) {
         countDrop(1, at);
         return;
       }
@@ -733,7 +774,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
       }
     },
     stats(): AuditStats {
-      return { written, dropped, buffered: queue.length + inflight };
+      return { written, dropped, buffered: queue.length + (worker === null ? 0 : unhandled()) };
     },
     head(): string {
       return prev;

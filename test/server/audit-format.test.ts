@@ -107,6 +107,16 @@ describe('audit line format', () => {
     expect(verified.head).toBe(log.head());
   });
 
+  it('writes the same lines when this thread formats decisions for a lagging writer thread', async () => {
+    const entries = fc.sample(fc.oneof(decisionArb, decisionArb, oddArb), { numRuns: 300, seed: 11 });
+    const file = join(dir, 'helped.jsonl');
+    const log = createAuditLog({ sink: 'file', file, bufferSize: 1000, helpAt: 0 });
+    for (const e of entries) log.write(e);
+    await log.close();
+    checkLines(readFileSync(file, 'utf8'), entries, 1);
+    expect(await verifyAuditFile(file)).toMatchObject({ ok: true, lines: 301 });
+  });
+
   it('keeps the chain with an HMAC key in the writer thread', async () => {
     const file = join(dir, 'hmac.jsonl');
     const entries = fc.sample(decisionArb, { numRuns: 50, seed: 3 });
