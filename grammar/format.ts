@@ -160,6 +160,10 @@ function numberText(n: number): string {
   return String(n);
 }
 
+/** Expectation values carry their sign in the literal; `String(-0)` would lose it. */
+function signedNumberText(n: number): string {
+  return Object.is(n, -0) ? '-0' : String(n);
+}
 
 function prec(e: A.Expr): number {
   switch (e.kind) {
@@ -355,9 +359,9 @@ function testItemDoc(i: A.TestItem): Doc {
     case 'expect_effect':
       return cat('expect ', i.effect, i.obligations ? cat(' with ', recordDoc(i.obligations)) : '');
     case 'expect_risk':
-      return `expect risk ${i.op} ${numberText(i.value.value)}`;
+      return `expect risk ${i.op} ${signedNumberText(i.value.value)}`;
     case 'expect_factor':
-      return `expect factor ${i.name} ${i.op} ${numberText(i.value.value)}`;
+      return `expect factor ${i.name} ${i.op} ${signedNumberText(i.value.value)}`;
     case 'expect_policies':
       return i.names.length === 1 ? `expect policy ${i.names[0]!.name}` : `expect policies [${i.names.map((n) => n.name).join(', ')}]`;
     case 'expect_reason':

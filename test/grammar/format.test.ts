@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { formatSource } from '../../grammar/index.js';
+import { formatFile, formatSource, parseFile, stripSpans } from '../../grammar/index.js';
 
 function fmt(text: string): string {
   const r = formatSource('f.agp', text);
@@ -172,5 +172,16 @@ describe('formatSource', () => {
     const r = formatSource('bad.agp', 'let a = (1\n');
     expect(r.text).toBeUndefined();
     expect(r.diagnostics.map((d) => d.code)).toEqual(['agp_parse_error']);
+  });
+});
+
+describe('signed expectation values', () => {
+  it('keep negative zero through a round trip (found by the print/parse property)', () => {
+    const src = 'test "t" {\n  action "read"\n  expect risk < -0\n  expect factor doubt >= -0.5\n}\n';
+    const parsed = parseFile('t.test.agp', src);
+    const printed = formatFile(parsed.file, src);
+    expect(printed).toContain('expect risk < -0\n');
+    const again = parseFile('t.test.agp', printed);
+    expect(stripSpans(again.file.decls)).toEqual(stripSpans(parsed.file.decls));
   });
 });
