@@ -4,6 +4,7 @@
 import type { Decision, Grant, PolicySet, PolicyTrace } from './decision.js';
 import type { CmpOp, IrExpectation, IrPolicySet, IrTest, Json } from './ir.js';
 import { mergeAgent, type JsonObject } from './agent-context.js';
+import { parseDuration } from './validate.js';
 
 export interface TestFailure {
   /** What was expected, as the test wrote it. */
@@ -56,16 +57,6 @@ export interface TestRun {
   passed: number;
   failed: number;
   coverage: Coverage;
-}
-
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** Seconds of a duration written as in the language (`5m`), or undefined. */
-export function durationSeconds(raw: string): number | undefined {
-  const m = DURATION.exec(raw);
-  if (!m) return undefined;
-  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
 }
 
 export function compareNumbers(actual: number, op: CmpOp, expected: number): boolean {
@@ -163,7 +154,8 @@ function show(v: unknown): string {
 function checkObligation(key: string, want: Json, got: Decision['obligations']): { expected: string; actual: string } | undefined {
   const seconds = got[`${key}_s`];
   if (seconds !== undefined) {
-    const wantSeconds = typeof want === 'number' ? want : typeof want === 'string' ? durationSeconds(want) : undefined;
+    // A duration as the test wrote it (`5m`) or a number of seconds, read as requests are.
+    const wantSeconds = parseDuration(want);
     if (wantSeconds === seconds) return undefined;
     return { expected: `${key}: ${show(want)}`, actual: `${key}_s: ${show(seconds)}` };
   }
