@@ -10,7 +10,7 @@ import type { Auth } from '../auth.js';
 import type { AgentRecord, ContextStore, GrantRecord } from '../context/types.js';
 import type { AuditSink, PolicySource } from '../decider.js';
 import type { AppMetrics } from '../metrics.js';
-import { errorBody, requireCaller } from './errors.js';
+import { adminStoreErrorHandler, errorBody, invalidRequest, requireCaller } from './errors.js';
 
 export interface AgentRoutesOptions {
   store: ContextStore;
@@ -73,10 +73,6 @@ function zodIssues(error: z.ZodError): ValidationIssue[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message.toLowerCase() }));
 }
 
-function invalid(reply: FastifyReply, issues: ValidationIssue[]): FastifyReply {
-  const first = issues[0];
-  return reply.code(400).send(errorBody('invalid_request', first === undefined ? 'invalid request' : `${first.path}: ${first.message}`, { issues }));
-}
 
 export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions): Promise<void> {
   const { store, policies, audit, metrics } = opts;
@@ -87,24 +83,12 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
     audit?.write({ kind: 'admin', operation, actor: request.caller, target, outcome: 'ok', detail, request_id: request.id });
   }
 
-  /** Store failures: its input errors are 400s, anything else fails the call with 503. */
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; hint?: string }, request, reply) => {
-    if (error.code === 'store_invalid_input') {
-      return reply.code(400).send(errorBody('invalid_request', error.message, error.hint === undefined ? {} : { hint: error.hint }));
-    }
-    const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      return reply.code(status).send(errorBody(status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request', error.message));
-    }
-    metrics?.storeError('admin');
-    request.log.error({ err: error }, 'admin store call failed');
-    return reply.code(503).send(errorBody('store_unavailable', 'the context store is unavailable; retry later'));
-  });
+  app.setErrorHandler(adminStoreErrorHandler(metrics, 'admin store'));
 
   function agentId(request: FastifyRequest, reply: FastifyReply): string | undefined {
     const id = (request.params as { id: string }).id;
     if (AGENT_ID.test(id)) return id;
-    void invalid(reply, [{ path: 'id', message: 'expected 1-256 characters of letters, digits and `._:@-`' }]);
+    void invalidRequest(reply, [{ path: 'id', message: 'expected 1-256 characters of letters, digits and `._:@-`' }]);
     return undefined;
   }
 
@@ -112,16 +96,16 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
     const id = agentId(request, reply);
     if (id === undefined) return reply;
     const body = agentBody.safeParse(request.body);
-    if (!body.success) return invalid(reply, zodIssues(body.error).map((i) => ({ ...i, path: i.path === '(body)' ? 'attributes' : i.path })));
+    if (!body.success) return invalidRequest(reply, zodIssues(body.error).map((i) => ({ ...i, path: i.path === '(body)' ? 'attributes' : i.path })));
     const set = policies.current;
     if (set === undefined) return reply.code(503).send(errorBody('policies_unavailable', 'no valid policy set is loaded to check the attributes against'));
     const attributes = body.data.attributes as { [k: string]: Json };
     if ('id' in attributes && attributes['id'] !== id) {
-      return invalid(reply, [{ path: 'attributes.id', message: 'must equal the agent id in the path (or be left out)' }]);
+      return invalidRequest(reply, [{ path: 'attributes.id', message: 'must equal the agent id in the path (or be left out)' }]);
     }
     // Issues name the attribute by its path in this request body: `attributes.model.version`.
     const issues = set.validateAgentAttributes(attributes).map((i) => ({ ...i, path: `attributes.${i.path.replace(/^agent\.?/, '')}`.replace(/\.$/, '') }));
-    if (issues.length > 0) return invalid(reply, issues);
+    if (issues.length > 0) return invalidRequest(reply, issues);
     const before = await store.getAgent(id);
     const saved = await store.putAgent(id, attributes, clock());
     record(request, before === null ? 'agent.create' : 'agent.update', id, { attributes });
@@ -138,7 +122,7 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
 
   app.get('/v1/admin/agents', { onRequest }, async (request, reply) => {
     const q = listQuery.safeParse(request.query);
-    if (!q.success) return invalid(reply, zodIssues(q.error));
+    if (!q.success) return invalidRequest(reply, zodIssues(q.error));
     const page = await store.listAgents(q.data.cursor, q.data.limit ?? 100);
     const body: { agents: { [k: string]: Json }[]; next?: string } = { agents: page.items.map(agentJson) };
     if (page.next !== undefined) body.next = page.next;
@@ -160,12 +144,12 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
     const id = agentId(request, reply);
     if (id === undefined) return reply;
     const body = grantBody.safeParse(request.body ?? {});
-    if (!body.success) return invalid(reply, zodIssues(body.error));
+    if (!body.success) return invalidRequest(reply, zodIssues(body.error));
     const g = body.data;
     const now = clock();
     const expiresAt = g.expires_in_s !== undefined ? now + g.expires_in_s * 1000 : Date.parse(g.expires_at!);
-    if (!(expiresAt > now)) return invalid(reply, [{ path: 'expires_at', message: 'must be in the future' }]);
-    if (expiresAt - now > MAX_GRANT_SECONDS * 1000) return invalid(reply, [{ path: 'expires_at', message: 'at most 30 days ahead' }]);
+    if (!(expiresAt > now)) return invalidRequest(reply, [{ path: 'expires_at', message: 'must be in the future' }]);
+    if (expiresAt - now > MAX_GRANT_SECONDS * 1000) return invalidRequest(reply, [{ path: 'expires_at', message: 'at most 30 days ahead' }]);
     // Grants reach decisions only through the registry: an unregistered agent gets none.
     const agent = await store.getAgent(id);
     if (agent === null) return reply.code(404).send(errorBody('not_found', `no agent \`${id}\` is registered`, { hint: 'register it with PUT /v1/admin/agents/:id first' }));

@@ -51,3 +51,29 @@ declare module 'fastify' {
     caller: string;
   }
 }
+
+/** 400 `invalid_request` naming the first bad field, with every issue. */
+export function invalidRequest(reply: FastifyReply, issues: ValidationIssue[]): FastifyReply {
+  const first = issues[0];
+  return reply.code(400).send(errorBody('invalid_request', first === undefined ? 'invalid request' : `${first.path}: ${first.message}`, { issues }));
+}
+
+/**
+ * The error handler of the admin routes over the context store: the store's input errors
+ * and other 4xx keep their status; anything else is a store failure, answered 503 (fail
+ * closed, never a half-written registry), counted and logged.
+ */
+export function adminStoreErrorHandler(metrics: { storeError(operation: string): void } | undefined, what: string) {
+  return (error: Error & { statusCode?: number; code?: string; hint?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (error.code === 'store_invalid_input') {
+      return reply.code(400).send(errorBody('invalid_request', error.message, error.hint === undefined ? {} : { hint: error.hint }));
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send(errorBody(status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request', error.message));
+    }
+    metrics?.storeError('admin');
+    request.log.error({ err: error }, `${what} call failed`);
+    return reply.code(503).send(errorBody('store_unavailable', 'the context store is unavailable; retry later'));
+  };
+}

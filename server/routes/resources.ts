@@ -15,7 +15,7 @@ import type { ContextStore } from '../context/types.js';
 import type { AuditSink, PolicySource } from '../decider.js';
 import type { AppMetrics } from '../metrics.js';
 import type { AuthzenEntity } from './authzen.js';
-import { errorBody, requireCaller } from './errors.js';
+import { adminStoreErrorHandler, errorBody, invalidRequest, requireCaller } from './errors.js';
 
 /** The kv namespace of the registry. */
 export const RESOURCE_NS = 'resource';
@@ -125,10 +125,6 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_RESOURCE_PAGE).optional(),
 });
 
-function invalid(reply: FastifyReply, issues: ValidationIssue[]): FastifyReply {
-  const first = issues[0];
-  return reply.code(400).send(errorBody('invalid_request', first === undefined ? 'invalid request' : `${first.path}: ${first.message}`, { issues }));
-}
 
 function encodeCursor(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
@@ -148,16 +144,7 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
     audit?.write({ kind: 'admin', operation, actor: request.caller, target, outcome: 'ok', detail, request_id: request.id });
   }
 
-  // A store failure fails the call with 503 (fail closed, never a half-written registry).
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      return reply.code(status).send(errorBody(status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request', error.message));
-    }
-    metrics?.storeError('admin');
-    request.log.error({ err: error }, 'resource registry call failed');
-    return reply.code(503).send(errorBody('store_unavailable', 'the context store is unavailable; retry later'));
-  });
+  app.setErrorHandler(adminStoreErrorHandler(metrics, 'resource registry'));
 
   function target(request: FastifyRequest, reply: FastifyReply): { type: string; id: string } | undefined {
     const { type, id } = request.params as { type: string; id: string };
@@ -165,7 +152,7 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
     if (!RESOURCE_TYPE.test(type)) issues.push({ path: 'type', message: 'expected 1-128 characters of letters, digits and `._@-`' });
     if (!RESOURCE_ID.test(id)) issues.push({ path: 'id', message: 'expected 1-256 visible ASCII characters, or `*` for the type\'s default' });
     if (issues.length === 0) return { type, id };
-    void invalid(reply, issues);
+    void invalidRequest(reply, issues);
     return undefined;
   }
 
@@ -173,16 +160,16 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
     const t = target(request, reply);
     if (t === undefined) return reply;
     const body = resourceBody.safeParse(request.body);
-    if (!body.success) return invalid(reply, [{ path: 'attributes', message: 'expected an object of attributes' }]);
+    if (!body.success) return invalidRequest(reply, [{ path: 'attributes', message: 'expected an object of attributes' }]);
     const set = policies.current;
     if (set === undefined) return reply.code(503).send(errorBody('policies_unavailable', 'no valid policy set is loaded to check the attributes against'));
     const attributes = body.data.attributes as { [k: string]: Json };
     // `type` and `id` come from the path (and, at decision time, from the request or scope).
     for (const key of ['type', 'id'] as const) {
-      if (key in attributes) return invalid(reply, [{ path: `attributes.${key}`, message: `set by the path; leave \`${key}\` out of the attributes` }]);
+      if (key in attributes) return invalidRequest(reply, [{ path: `attributes.${key}`, message: `set by the path; leave \`${key}\` out of the attributes` }]);
     }
     const issues = validateRootAttributes(set.ir.schema, 'resource', attributes).map((i) => ({ ...i, path: i.path === '' ? 'attributes' : `attributes.${i.path}` }));
-    if (issues.length > 0) return invalid(reply, issues);
+    if (issues.length > 0) return invalidRequest(reply, issues);
     const now = clock();
     const key = resourceKey(t.type, t.id);
     const before = await getResource(store, t.type, t.id);
@@ -202,11 +189,11 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
 
   app.get('/v1/admin/resources', { onRequest }, async (request, reply) => {
     const q = listQuery.safeParse(request.query);
-    if (!q.success) return invalid(reply, q.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(query)', message: i.message.toLowerCase() })));
+    if (!q.success) return invalidRequest(reply, q.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(query)', message: i.message.toLowerCase() })));
     let after: string | null = null;
     if (q.data.cursor !== undefined) {
       after = decodeCursor(q.data.cursor);
-      if (after === null) return invalid(reply, [{ path: 'cursor', message: 'not a cursor this API returned' }]);
+      if (after === null) return invalidRequest(reply, [{ path: 'cursor', message: 'not a cursor this API returned' }]);
     }
     const limit = q.data.limit ?? 100;
     const all = await listResources(store);
