@@ -1,29 +1,15 @@
 // `agp check` and `agp fmt`, run as a child process on the example policies and on broken
 // or mangled copies of them.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agp, copyPolicies, ensureBuilt, hasStackTrace, ROOT } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { agp, edit, scratchSpace, ensureBuilt, hasStackTrace, ROOT } from './helpers.js';
 
 beforeAll(() => ensureBuilt(), 300_000);
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-function scratch(): string {
-  const { dir, cleanup } = copyPolicies();
-  cleanups.push(cleanup);
-  return dir;
-}
-
-function edit(file: string, from: string | RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const next = text.replace(from, to);
-  if (next === text) throw new Error(`test setup: \`${String(from)}\` not found in ${file}`);
-  writeFileSync(file, next);
-}
+const space = scratchSpace();
+const scratch = space.policies;
 
 /** A copy with three separate mistakes in three files. */
 function brokenCopy(): string {

@@ -3,7 +3,8 @@
 // of the example policies, and checks XML well-formedness strictly (for --junit reports).
 
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { afterEach } from 'vitest';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +97,30 @@ export function copyPolicies(): { dir: string; cleanup: () => void } {
   const dir = join(base, 'policies');
   cpSync(join(ROOT, 'policies'), dir, { recursive: true });
   return { dir, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+/**
+ * For a test file: fresh directories for one test — a copy of policies/, or an empty one —
+ * each removed after its test.
+ */
+export function scratchSpace(): { policies(): string; dir(): string } {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c();
+  });
+  const keep = ({ dir, cleanup }: { dir: string; cleanup: () => void }): string => {
+    cleanups.push(cleanup);
+    return dir;
+  };
+  return { policies: () => keep(copyPolicies()), dir: () => keep(scratchDir()) };
+}
+
+/** Replaces `from` in a test's copy of a file; a missing `from` is a bug in the test. */
+export function edit(file: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(file, 'utf8');
+  const next = text.replace(from, to);
+  if (next === text) throw new Error(`test setup: \`${String(from)}\` not found in ${file}`);
+  writeFileSync(file, next);
 }
 
 export function scratchDir(): { dir: string; cleanup: () => void } {

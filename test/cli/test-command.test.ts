@@ -2,28 +2,15 @@
 // expecting the wrong effect fails with expected vs actual and the explanation; JSON,
 // JUnit XML (checked by a strict XML parser), coverage with thresholds, and --run.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agp, copyPolicies, ensureBuilt, parseXml, ROOT, scratchDir, type XmlElement } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { agp, edit, ensureBuilt, parseXml, ROOT, scratchSpace, type XmlElement } from './helpers.js';
 
 beforeAll(() => ensureBuilt(), 300_000);
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-function scratch(): string {
-  const { dir, cleanup } = copyPolicies();
-  cleanups.push(cleanup);
-  return dir;
-}
-function edit(file: string, from: string | RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const next = text.replace(from, to);
-  if (next === text) throw new Error(`test setup: \`${String(from)}\` not found in ${file}`);
-  writeFileSync(file, next);
-}
+const space = scratchSpace();
+const scratch = space.policies;
 
 /** The number of `test "..."` blocks in the example .test.agp files. */
 function exampleTestCount(): number {
@@ -90,8 +77,7 @@ describe('agp test', { timeout: 120_000 }, () => {
 
   it('--junit writes well-formed JUnit XML with a testsuite per file and the failure', async () => {
     const dir = wrongEffectCopy();
-    const { dir: out, cleanup } = scratchDir();
-    cleanups.push(cleanup);
+    const out = space.dir();
     const file = join(out, 'report.xml');
     const r = await agp(['test', dir, '--junit', file]);
     expect(r.code).toBe(1);
@@ -122,8 +108,7 @@ describe('agp test', { timeout: 120_000 }, () => {
   });
 
   it('--junit on the examples: every testcase passes', async () => {
-    const { dir: out, cleanup } = scratchDir();
-    cleanups.push(cleanup);
+    const out = space.dir();
     const file = join(out, 'junit.xml');
     const r = await agp(['test', 'policies', '--junit', file]);
     expect(r.code).toBe(0);
@@ -211,8 +196,7 @@ describe('agp test', { timeout: 120_000 }, () => {
   it('a policy set with errors runs no test (exit 1)', async () => {
     const dir = scratch();
     edit(join(dir, 'fraud.agp'), 'in agent.roles', 'in agent.rolez');
-    const { dir: out, cleanup } = scratchDir();
-    cleanups.push(cleanup);
+    const out = space.dir();
     const r = await agp(['test', dir, '--junit', join(out, 'j.xml')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error\[agp_name_error\]/);
@@ -231,8 +215,7 @@ describe('agp test', { timeout: 120_000 }, () => {
   it('a test whose request the schema rejects fails with the attribute path, and is a JUnit <error>', async () => {
     const dir = scratch();
     edit(join(dir, 'fraud.test.agp'), 'task { kind: "monitoring", flagged: false }', 'task { kind: "monitoring" }');
-    const { dir: out, cleanup } = scratchDir();
-    cleanups.push(cleanup);
+    const out = space.dir();
     const r = await agp(['test', dir, '--junit', join(out, 'j.xml')]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/the test's request is invalid: task\.flagged: required attribute is missing/);

@@ -3,13 +3,12 @@
 // behaviour flush all work although the keys spread over the slots of three masters.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisStore, type RedisContextStore } from '../../server/context/redis.js';
-import { within } from './redis-helpers.js';
+import { freePort, within } from './redis-helpers.js';
 
 const run = promisify(execFile);
 const nodes: ChildProcess[] = [];
@@ -17,18 +16,6 @@ const ports: number[] = [];
 let dir = '';
 let one: RedisContextStore | undefined;
 let two: RedisContextStore | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const p = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'agp-cluster-'));

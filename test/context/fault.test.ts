@@ -1,13 +1,11 @@
 // Redis failure: a private redis-server is killed under a running store and started again.
 // Cached context keeps serving (stale) within the bound, unknown context fails closed, health
 // says so, nothing crashes, and the same store recovers on its own when Redis is back.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../server/context/errors.js';
 import { createRedisStore, type RedisContextStore } from '../../server/context/redis.js';
-import { within } from './redis-helpers.js';
+import { freePort, startRedis, within } from './redis-helpers.js';
 
 const STALE_MAX_MS = 2_500;
 const CACHE_TTL_MS = 300;
@@ -18,36 +16,8 @@ let store: RedisContextStore;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const p = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-async function startRedis(): Promise<void> {
-  child = spawn('redis-server', ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1'], { stdio: 'ignore' });
-  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    const up = await within(10_000, async () => {
-      try {
-        if (probe.status !== 'ready') await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        probe.disconnect();
-        return false;
-      }
-    });
-    if (up < 0) throw new Error(`redis-server did not start on port ${port}`);
-  } finally {
-    probe.disconnect();
-  }
+async function startRedisChild(): Promise<void> {
+  child = await startRedis(port);
 }
 
 async function stopRedis(): Promise<void> {
@@ -63,7 +33,7 @@ async function stopRedis(): Promise<void> {
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   port = await freePort();
-  await startRedis();
+  await startRedisChild();
   store = createRedisStore({
     url: `redis://127.0.0.1:${port}`,
     prefix: 'agpfault',
@@ -124,7 +94,7 @@ describe('context store when Redis fails', () => {
     expect(await within(1_000, () => store.health().state === 'down')).toBeGreaterThanOrEqual(0);
 
     // Redis is back (empty: it kept nothing). The same store reconnects without help.
-    await startRedis();
+    await startRedisChild();
     expect(await within(5_000, () => store.health().state === 'ok')).toBeGreaterThanOrEqual(0);
     expect(await store.agentContext('agent-a', Date.now())).toEqual({ status: 'unknown' });
     await store.putAgent('agent-a', { roles: ['reader'], model: { version: '2.5.0' } }, Date.now());

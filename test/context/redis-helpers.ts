@@ -1,6 +1,8 @@
 // Shared helpers of the context-store tests: the local Redis, unique key prefixes per run,
 // and cleanup of exactly the keys a run created.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
 export const REDIS_URL = process.env.AGP_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -36,4 +38,40 @@ export async function within(ms: number, check: () => boolean | Promise<boolean>
     await new Promise((r) => setTimeout(r, 10));
   }
   return -1;
+}
+
+/** A TCP port free on 127.0.0.1 at the time of the call. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private redis-server on `port`, answering PING; with `dir`, it keeps its data there across restarts. */
+export async function startRedis(port: number, dir?: string): Promise<ChildProcess> {
+  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--save', '', ...persistence, '--port', String(port), '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === 'PONG') return child;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not start on port ${port}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

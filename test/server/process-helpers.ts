@@ -1,22 +1,13 @@
 // Helpers for tests that run AGP as real processes: free ports, `agp serve` children with
-// their own environment, JSON calls over HTTP, and a private `redis-server`.
+// their own environment, JSON calls over HTTP (free ports and private redis-servers come
+// from test/context/redis-helpers.ts).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { ROOT } from '../cli/helpers.js';
+import { freePort } from '../context/redis-helpers.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, startRedis } from '../context/redis-helpers.js';
 
 export interface AgpProcess { child: ChildProcess; url: string; log: string[] }
 
@@ -67,23 +58,3 @@ export async function call(p: AgpProcess, method: string, path: string, key: str
   return { status: res.status, json, text };
 }
 
-/** A private redis-server on `port`; with `dir`, it keeps its data there across restarts. */
-export async function startRedis(port: number, dir?: string): Promise<ChildProcess> {
-  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
-  const child = spawn('redis-server', ['--save', '', ...persistence, '--port', String(port), '--bind', '127.0.0.1'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      if ((await probe.ping()) === 'PONG') return child;
-    } catch {
-      // not up yet
-    } finally {
-      probe.disconnect();
-    }
-    if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
