@@ -336,9 +336,6 @@ const ROOTS = ['agent', 'resource', 'task'] as const;
  */
 export function createValidator(schema: Schema, options: { fast?: boolean } = {}): RequestValidator {
   const requestSchema = zodType(schema.request, 'request') as unknown as z.ZodType<Record<string, Value>>;
-  const agentField = schema.request.fields.find((f) => f.name === 'agent');
-  const agentType: Type = agentField?.type ?? { t: 'record', fields: [] };
-  const agentSchema = zodType(agentType, 'registry');
   const normalize = normalizer(schema.request);
   const check: FastCheck = options.fast === false ? () => REJECT : fastCheck(schema.request);
   const noGrants: readonly Grant[] = Object.freeze([]);
@@ -362,10 +359,7 @@ export function createValidator(schema: Schema, options: { fast?: boolean } = {}
       };
       return { ok: true, request };
     },
-    validateAgentAttributes(attributes) {
-      const r = agentSchema.safeParse(attributes);
-      return r.success ? [] : toIssues(r.error, agentType);
-    },
+    validateAgentAttributes: (attributes) => validateRootAttributes(schema, 'agent', attributes),
   };
 }
 
