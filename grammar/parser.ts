@@ -198,6 +198,12 @@ class AgpParser extends EmbeddedActionsParser {
 
   private readonly errorValue = (e: IRecognitionException): A.Expr => this.b.errorExpr(e.token);
   private readonly nothing = (): undefined => undefined;
+  // Recovery values of rules whose callers need a node: each stands at the failing token, and
+  // the syntax error there already rejects the file.
+  private readonly errorOperand = (e: IRecognitionException): Operand => ({ prefixes: NO_PREFIXES, atom: this.b.errorExpr(e.token) });
+  private readonly errorNumber = (e: IRecognitionException): A.NumberLit => this.b.signedNumber(undefined, e.token);
+  private readonly errorArgs = (e: IRecognitionException): { args: A.Expr[]; close: IToken } => ({ args: [], close: e.token });
+  private readonly errorRecord = (e: IRecognitionException): A.RecordLit => ({ kind: 'record', fields: [], span: this.b.errorExpr(e.token).span });
 
   /** Declarations parsed so far: kept here so that a recovery in `file` loses none. */
   decls: A.Decl[] = [];
@@ -240,7 +246,7 @@ class AgpParser extends EmbeddedActionsParser {
     (): A.SchemaField | undefined => {
       const name = this.CONSUME(T.AnyName);
       const question = this.OPTION(() => this.CONSUME(T.Question));
-      const type = this.OR<A.TypeExpr>([
+      const type = this.OR<A.TypeExpr | undefined>([
         {
           ALT: () => {
             this.CONSUME(T.Colon);
@@ -255,43 +261,53 @@ class AgpParser extends EmbeddedActionsParser {
     { recoveryValueFunc: this.nothing },
   );
 
-  typeExpr: Rule<A.TypeExpr> = this.RULE('typeExpr', () => {
-    this.guardDepth();
-    return this.OR<A.TypeExpr>([
-      { ALT: () => this.SUBRULE(this.recordType) },
-      {
-        ALT: () => {
-          const id = this.CONSUME(T.Identifier);
-          const args: A.TypeExpr[] = [];
-          let less: IToken | undefined;
-          let close: IToken | undefined;
-          this.OPTION(() => {
-            less = this.CONSUME(T.Less);
-            const first = this.SUBRULE(this.typeExpr);
-            this.ACTION(() => args.push(first));
-            this.MANY(() => {
-              this.CONSUME(T.Comma);
-              const next = this.SUBRULE2(this.typeExpr);
-              this.ACTION(() => args.push(next));
+  // A type that failed to parse yields `undefined` (recovery), never a half-built node: the
+  // callers drop it, and the syntax error already says what was wrong.
+  typeExpr: Rule<A.TypeExpr | undefined> = this.RULE(
+    'typeExpr',
+    (): A.TypeExpr | undefined => {
+      this.guardDepth();
+      return this.OR<A.TypeExpr | undefined>([
+        { ALT: () => this.SUBRULE(this.recordType) },
+        {
+          ALT: () => {
+            const id = this.CONSUME(T.Identifier);
+            const args: A.TypeExpr[] = [];
+            let less: IToken | undefined;
+            let close: IToken | undefined;
+            this.OPTION(() => {
+              less = this.CONSUME(T.Less);
+              const first = this.SUBRULE(this.typeExpr);
+              this.ACTION(() => first && args.push(first));
+              this.MANY(() => {
+                this.CONSUME(T.Comma);
+                const next = this.SUBRULE2(this.typeExpr);
+                this.ACTION(() => next && args.push(next));
+              });
+              close = this.CONSUME(T.Greater);
             });
-            close = this.CONSUME(T.Greater);
-          });
-          return this.ACTION(() => this.b.typeName(id, less, args, close));
+            return this.ACTION(() => this.b.typeName(id, less, args, close));
+          },
         },
-      },
-    ]);
-  });
+      ]);
+    },
+    { recoveryValueFunc: this.nothing },
+  );
 
-  recordType: Rule<A.RecordType> = this.RULE('recordType', () => {
-    const open = this.CONSUME(T.LBrace);
-    const fields: A.SchemaField[] = [];
-    this.MANY(() => {
-      const f = this.SUBRULE(this.field);
-      this.ACTION(() => f && fields.push(f));
-    });
-    const close = this.CONSUME(T.RBrace);
-    return this.ACTION(() => ({ kind: 'type_record' as const, fields, span: this.b.range(open, close) }));
-  });
+  recordType: Rule<A.RecordType | undefined> = this.RULE(
+    'recordType',
+    (): A.RecordType | undefined => {
+      const open = this.CONSUME(T.LBrace);
+      const fields: A.SchemaField[] = [];
+      this.MANY(() => {
+        const f = this.SUBRULE(this.field);
+        this.ACTION(() => f && fields.push(f));
+      });
+      const close = this.CONSUME(T.RBrace);
+      return this.ACTION(() => ({ kind: 'type_record' as const, fields, span: this.b.range(open, close) }));
+    },
+    { recoveryValueFunc: this.nothing },
+  );
 
   letDecl: Rule<A.LetDecl> = this.RULE('letDecl', () => {
     const kw = this.CONSUME(T.Let);
@@ -524,11 +540,15 @@ class AgpParser extends EmbeddedActionsParser {
     { recoveryValueFunc: this.nothing },
   );
 
-  signedNumber: Rule<A.NumberLit> = this.RULE('signedNumber', () => {
-    const minus = this.OPTION(() => this.CONSUME(T.Minus));
-    const num = this.CONSUME(T.NumberLiteral);
-    return this.ACTION(() => this.b.signedNumber(minus, num));
-  });
+  signedNumber: Rule<A.NumberLit> = this.RULE(
+    'signedNumber',
+    () => {
+      const minus = this.OPTION(() => this.CONSUME(T.Minus));
+      const num = this.CONSUME(T.NumberLiteral);
+      return this.ACTION(() => this.b.signedNumber(minus, num));
+    },
+    { recoveryValueFunc: this.errorNumber },
+  );
 
   // ------------------------------------------------------------ expressions
 
@@ -577,7 +597,7 @@ class AgpParser extends EmbeddedActionsParser {
       if (!this.RECORDING_PHASE) atom = this.b.member(atom, name);
     });
     return { prefixes, atom };
-  });
+  }, { recoveryValueFunc: this.errorOperand });
 
   primary: Rule<A.Expr> = this.RULE('primary', () => this.OR(this.primaryAlts), { recoveryValueFunc: this.errorValue });
 
@@ -613,7 +633,7 @@ class AgpParser extends EmbeddedActionsParser {
     });
     const close = this.CONSUME(T.RParen);
     return { args, close };
-  });
+  }, { recoveryValueFunc: this.errorArgs });
 
   listLit: Rule<A.Expr> = this.RULE(
     'listLit',
@@ -643,7 +663,7 @@ class AgpParser extends EmbeddedActionsParser {
     });
     const close = this.CONSUME(T.RBrace);
     return this.ACTION(() => ({ kind: 'record' as const, fields, span: this.b.range(open, close) }));
-  });
+  }, { recoveryValueFunc: this.errorRecord });
 
   recordField: Rule<A.RecordField | undefined> = this.RULE(
     'recordField',

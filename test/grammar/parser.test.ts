@@ -363,6 +363,24 @@ describe('parse results', () => {
     expect((r.file.decls[1] as PolicyDecl).name).toBe('p');
   });
 
+
+  // A rule that recovers by re-syncing must hand its caller a value the caller can build on;
+  // each case puts the failure inside a rule whose result a caller uses. The first came out
+  // as "internal parser error" from the fuzz test before the fix.
+  it.each([
+    ['a missing level member', 'schema { resource { s: level<a, , b> } }', '1:33 expected a type, found `,`'],
+    ['a missing type argument', 'schema { resource { s: set<> } }', '1:28 expected a type, found `>`'],
+    ['a broken record type', 'schema { resource { m: { n: } } }', '1:29 expected a type, found `}`'],
+    ['a broken call', 'let a = size(1 +) + 1', '1:17 expected an expression, found `)`'],
+    ['a broken obligation record', 'policy p { permit with { ttl: } }', '1:31 expected an expression, found `}`'],
+    ['a sign with no number', 'test "t" { expect risk < - }', '1:28 expected a number, found `}`'],
+  ])('reports %s at its place, never an internal error', (_what, text, first) => {
+    const r = parseFile('e.agp', text);
+    expect(r.diagnostics.length).toBeGreaterThan(0);
+    const d = r.diagnostics[0]!;
+    expect(`${d.line}:${d.col} ${d.message}`).toBe(first);
+    for (const x of r.diagnostics) expect(x.message).not.toMatch(/internal/);
+  });
   it('reuses one parser: a failed parse does not affect the next', () => {
     parseFile('bad.agp', 'policy { ( [ ');
     expect(ok('let a = (1 + 2) * 3').length).toBe(1);
