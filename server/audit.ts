@@ -114,11 +114,6 @@ export interface AuditLogOptions {
   metrics?: AuditMetricsHooks;
   /** Injected clock (epoch ms) for tests. */
   now?: () => number;
-  /**
-   * `file` sink: how many entries the writer thread may lag behind before the serving
-   * thread formats decision lines for it (default 256; 0: always).
-   */
-  helpAt?: number;
 }
 
 export interface AuditStats {
@@ -146,17 +141,21 @@ export interface AuditLog {
 
 /** One entry waiting for the writer, with the time it was queued. */
 interface Queued {
-  entry: AuditEntry | DropMarker | PreformattedDecision;
+  entry: AuditEntry | DropMarker;
   at: number;
 }
 
 /**
- * A decision entry already formatted by the serving thread (when the writer thread falls
- * behind): its canonical body around `prev` and `seq`, which only the writer knows.
+ * What the serving thread posts to the writer thread. Decisions arrive formatted: their
+ * `DecisionParts` (the canonical body around `prev` and `seq`, which only the writer knows)
+ * back to back in `text`, three end offsets each in `cuts`. A `-1` in `cuts` stands for the
+ * next entry of `others` (anything else, formatted by the writer). One string and one array
+ * of numbers cost far less to send between threads than an object per entry.
  */
-interface PreformattedDecision {
-  kind: 'decision_parts';
-  parts: DecisionParts;
+interface Posted {
+  text: string;
+  cuts: number[];
+  others: Queued[];
 }
 
 /** A decision line's body without its closing brace: head + prev + mid + seq + tail. */
@@ -256,15 +255,30 @@ function lineFormat(load: (id: string) => unknown) {
   }
 
   /** A scrubbed string or null as JSON; undefined when `value` is neither. */
+  // The strings a decision line repeats from one decision to the next (policy names,
+  // reasons, the revision, actions, agent ids...) are scrubbed and quoted once.
+  const quoted = new Map<string, string>();
+  function qc(value: string): string {
+    let out = quoted.get(value);
+    if (out === undefined) {
+      out = q(value);
+      if (value.length <= 256) {
+        if (quoted.size >= 4096) quoted.clear();
+        quoted.set(value, out);
+      }
+    }
+    return out;
+  }
+
   function qn(value: unknown): string | undefined {
-    if (typeof value === 'string') return q(value);
+    if (typeof value === 'string') return qc(value);
     return value === null ? 'null' : undefined;
   }
 
   /** A number as `scrubSecrets` then `canonicalJson` write it; undefined when not a number. */
   function num(value: unknown): string | undefined {
     if (typeof value !== 'number') return undefined;
-    return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    return Number.isFinite(value) ? String(value) : 'null';
   }
 
   function strings(value: unknown): string | undefined {
@@ -273,7 +287,7 @@ function lineFormat(load: (id: string) => unknown) {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];
       if (typeof v !== 'string') return undefined;
-      out += i === 0 ? q(v) : ',' + q(v);
+      out += i === 0 ? qc(v) : ',' + qc(v);
     }
     return out + ']';
   }
@@ -307,14 +321,14 @@ function lineFormat(load: (id: string) => unknown) {
       const ref = r as { [k: string]: unknown };
       for (const k in ref) if (k !== 'id' && k !== 'type') return undefined;
       if (typeof ref['id'] !== 'string' || typeof ref['type'] !== 'string') return undefined;
-      resource = `{"id":${q(ref['id'])},"type":${q(ref['type'])}}`;
+      resource = `{"id":${q(ref['id'])},"type":${qc(ref['type'])}}`;
     }
     let out = `{"action":${action},"agent":${agent},"allowed":${e.allowed ? 'true' : 'false'}`;
     if (e.api !== undefined) {
       if (typeof e.api !== 'string') return undefined;
-      out += `,"api":${q(e.api)}`;
+      out += `,"api":${qc(e.api)}`;
     }
-    out += `,"decision_id":${q(e.decision_id)},"effect":${q(e.effect)},"kind":"decision","latency_us":${latency}`;
+    out += `,"decision_id":${q(e.decision_id)},"effect":${qc(e.effect)},"kind":"decision","latency_us":${latency}`;
     if (e.on_behalf_of !== undefined) {
       if (typeof e.on_behalf_of !== 'string') return undefined;
       out += `,"on_behalf_of":${q(e.on_behalf_of)}`;
@@ -325,7 +339,7 @@ function lineFormat(load: (id: string) => unknown) {
       if (typeof e.request_id !== 'string') return undefined;
       mid += `,"request_id":${q(e.request_id)}`;
     }
-    mid += `,"resource":${resource},"revision":${q(e.revision)},"risk":${risk}`;
+    mid += `,"resource":${resource},"revision":${qc(e.revision)},"risk":${risk}`;
     const time = e.time;
     if (time !== undefined && typeof time !== 'string') return undefined;
     let tail = `,"time":${q(time ?? new Date(at).toISOString())}`;
@@ -345,15 +359,24 @@ function lineFormat(load: (id: string) => unknown) {
     return canonicalJson(record);
   }
 
+  /** The body of one line without its closing brace. */
+  function openLine(item: Queued, seq: number, prev: string): string {
+    const e = item.entry;
+    const parts = e.kind === 'decision' ? decisionParts(e, item.at) : undefined;
+    return parts === undefined ? genericBody(item, seq, prev).slice(0, -1) : `${parts[0]},"prev":${JSON.stringify(prev)}${parts[1]},"seq":${seq}${parts[2]}`;
+  }
+
+  /** Closes a line with its hash, the last member and outside what it hashes. */
+  function closeLine(open: string, prev: string, hmacKey: string | undefined): string {
+    return lineHash(prev, open + '}', hmacKey);
+  }
+
   /** One chained line per item, in order, after the line whose hash is `prev`. */
   function chain(items: readonly Queued[], prev: string, seq: number, hmacKey: string | undefined): Chained {
     let chunk = '';
     for (const item of items) {
-      const e = item.entry;
-      const parts = e.kind === 'decision_parts' ? e.parts : e.kind === 'decision' ? decisionParts(e, item.at) : undefined;
-      const open = parts === undefined ? genericBody(item, seq, prev).slice(0, -1) : `${parts[0]},"prev":${JSON.stringify(prev)}${parts[1]},"seq":${seq}${parts[2]}`;
-      const hash = lineHash(prev, open + '}', hmacKey);
-      // `hash` is the last member, outside what it hashes.
+      const open = openLine(item, seq, prev);
+      const hash = closeLine(open, prev, hmacKey);
       chunk += `${open},"hash":"${hash}"}\n`;
       prev = hash;
       seq++;
@@ -361,7 +384,38 @@ function lineFormat(load: (id: string) => unknown) {
     return { chunk, prev, seq };
   }
 
-  return { canonicalJson, scrubSecrets, lineHash, chain, decisionParts };
+  /** `chain` over what the serving thread posted; `n` counts its entries and markers. */
+  function chainPosted(msg: Posted, prev: string, seq: number, hmacKey: string | undefined): Chained & { n: number; markers: number } {
+    const { text, cuts, others } = msg;
+    let chunk = '';
+    let at = 0;
+    let other = 0;
+    let n = 0;
+    let markers = 0;
+    for (let i = 0; i < cuts.length; i++) {
+      let open: string;
+      const c = cuts[i]!;
+      if (c < 0) {
+        const item = others[other++]!;
+        if (item.entry.kind === 'audit_dropped') markers++;
+        open = openLine(item, seq, prev);
+      } else {
+        const mid = cuts[i + 1]!;
+        const end = cuts[i + 2]!;
+        open = `${text.slice(at, c)},"prev":${JSON.stringify(prev)}${text.slice(c, mid)},"seq":${seq}${text.slice(mid, end)}`;
+        at = end;
+        i += 2;
+      }
+      const hash = closeLine(open, prev, hmacKey);
+      chunk += `${open},"hash":"${hash}"}\n`;
+      prev = hash;
+      seq++;
+      n++;
+    }
+    return { chunk, prev, seq, n, markers };
+  }
+
+  return { canonicalJson, scrubSecrets, lineHash, chain, chainPosted, decisionParts };
 }
 
 /** The writer thread of a `file` sink: chains and appends what the log posts to it. */
@@ -379,16 +433,21 @@ function fileWriter(format: ReturnType<typeof lineFormat>, load: (id: string) =>
   } catch (err) {
     error = (err as Error).message;
   }
-  port.on('message', (msg: Queued[] | 'close') => {
+  port.on('message', (msg: Posted | 'close') => {
     if (msg === 'close') {
       if (fd >= 0) fs.closeSync(fd);
       port.postMessage({ closed: true });
       port.close();
       return;
     }
+    let n = 0;
+    let markers = 0;
+    for (const c of msg.cuts) if (c < 0) n++;
+    n += (msg.cuts.length - n) / 3;
+    for (const item of msg.others) if (item.entry.kind === 'audit_dropped') markers++;
     if (error === undefined) {
       try {
-        const out = format.chain(msg, prev, seq, data.hmacKey);
+        const out = format.chainPosted(msg, prev, seq, data.hmacKey);
         const bytes = Buffer.from(out.chunk, 'utf8');
         for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd, bytes, at);
         prev = out.prev;
@@ -397,11 +456,10 @@ function fileWriter(format: ReturnType<typeof lineFormat>, load: (id: string) =>
         error = (err as Error).message;
       }
     }
-    let entries = 0;
-    for (const item of msg) if (item.entry.kind !== 'audit_dropped') entries++;
+    const entries = n - markers;
     // Seen by the log's `write` at once, without waiting for this reply to be read.
-    Atomics.add(data.done, 0, msg.length);
-    port.postMessage(error === undefined ? { n: msg.length, entries, prev } : { n: msg.length, entries, error });
+    Atomics.add(data.done, 0, n);
+    port.postMessage(error === undefined ? { n, entries, prev } : { n, entries, error });
   });
 }
 
@@ -476,8 +534,6 @@ const WRITER_SOURCE = `"use strict";\nconst format = (${lineFormat.toString()})(
 
 const POST_DELAY_MS = 5;
 const POST_BATCH = 256;
-/** Entries the writer thread may lag behind before this thread formats decision lines for it. */
-const HELP_AT = 256;
 
 type WriterReply = { n: number; entries: number; prev: string } | { n: number; entries: number; error: string } | { closed: true };
 
@@ -486,7 +542,6 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
   const capacity = Math.max(1, opts.bufferSize ?? 10_000);
   const hooks = opts.metrics ?? {};
   const hmacKey = opts.hmacKey;
-  const helpAt = opts.helpAt ?? HELP_AT;
 
   // A `file` sink is written by a worker thread (format, hash chain, append), so that an
   // audited decision costs the serving thread only a queue push and its share of one
@@ -645,22 +700,34 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
       if (failed || worker === null) {
         lose(entriesIn(batch));
       } else {
-        if (unhandled() >= helpAt) {
-          // The writer thread is behind: format decision lines here (the part of the work
-          // that does not need the chain), so that it only has to chain and append them.
-          for (let i = 0; i < batch.length; i++) {
-            const item = batch[i]!;
-            if (item.entry.kind !== 'decision') continue;
-            const parts = format.decisionParts(item.entry, item.at);
-            if (parts !== undefined) batch[i] = { entry: { kind: 'decision_parts', parts }, at: item.at };
+        // Decision lines are formatted here (the part of the work that does not need the
+        // chain) and sent as strings: cloning an entry object to the thread and reading it
+        // there cost more than formatting it. The writer chains and appends.
+        const message: Posted = { text: '', cuts: [], others: [] };
+        let text = '';
+        for (let i = 0; i < batch.length; i++) {
+          const item = batch[i]!;
+          const parts = item.entry.kind === 'decision' ? format.decisionParts(item.entry, item.at) : undefined;
+          if (parts === undefined) {
+            message.cuts.push(-1);
+            message.others.push(item);
+          } else {
+            text += parts[0];
+            message.cuts.push(text.length);
+            text += parts[1];
+            message.cuts.push(text.length);
+            text += parts[2];
+            message.cuts.push(text.length);
           }
         }
+        message.text = text;
         try {
-          worker.postMessage(batch);
+          worker.postMessage(message);
         } catch {
           // Something in an entry cannot be cloned (a function, a symbol...): the scrubbed
           // copy holds JSON values only and is written the same.
-          worker.postMessage(batch.map((item) => ({ entry: format.scrubSecrets(item.entry), at: item.at })));
+          message.others = message.others.map((item) => ({ entry: format.scrubSecrets(item.entry) as unknown as AuditEntry, at: item.at }));
+          worker.postMessage(message);
         }
         if (inflight === 0) worker.ref();
         inflight += batch.length;

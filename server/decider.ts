@@ -9,7 +9,7 @@ import { mergeAgent } from '../engine/agent-context.js';
 import type { JsonObject } from '../engine/agent-context.js';
 import type { AuditEntry, DecisionAuditEntry, RejectedAuditEntry } from './audit.js';
 import type { AgentContext, ContextStore, GrantRecord } from './context/types.js';
-import { endDecisionSpan, startDecisionSpan } from './tracing.js';
+import { endDecisionSpan, startDecisionSpan, tracingActive } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
 
 // ---------------------------------------------------------------- contract
@@ -216,6 +216,7 @@ function subjectOf(raw: RawObject | null): Subject {
 }
 
 function spanFor(meta: DecideMeta): Span | undefined {
+  if (!tracingActive()) return undefined;
   const start: { headers?: Record<string, string | string[] | undefined>; requestId: string; api?: string } = { requestId: meta.requestId };
   if (meta.headers !== undefined) start.headers = meta.headers;
   if (meta.api !== undefined) start.api = meta.api;

@@ -7,7 +7,7 @@ import type { AgentTokenVerifier } from '../app.js';
 import type { Auth } from '../auth.js';
 import type { DecidedDecision, DecideMeta, DecideOutcome, Decider } from '../decider.js';
 import { parseTraceparent } from '../tracing.js';
-import { errorBody, requireCaller } from './errors.js';
+import { echoRequestId, errorBody, requireCaller } from './errors.js';
 
 export interface DecideRoutesOptions {
   decider: Decider;
@@ -32,6 +32,74 @@ export interface DecisionBody {
   decision_id: string;
   revision: string;
   explanation?: DecidedDecision['explanation'];
+}
+
+// What JSON.stringify escapes in a string (and any surrogate, so a lone one is escaped too).
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+// Factor and obligation names, policy names, reasons and the revision come from the policy
+// set and repeat from one decision to the next: each is quoted once.
+const quoted = new Map<string, string>();
+function cached(s: string): string {
+  let out = quoted.get(s);
+  if (out === undefined) {
+    out = str(s);
+    if (s.length <= 256) {
+      if (quoted.size >= 4096) quoted.clear();
+      quoted.set(s, out);
+    }
+  }
+  return out;
+}
+
+// Risks and factor contributions are mostly small integers.
+const SMALL_INTS: readonly string[] = Array.from({ length: 1024 }, (_, i) => String(i));
+
+function num(n: number): string {
+  if ((n | 0) === n && n >= 0 && n < 1024) return SMALL_INTS[n]!;
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+function strings(xs: readonly string[]): string {
+  if (xs.length === 0) return '[]';
+  let out = '[';
+  for (let i = 0; i < xs.length; i++) out += i === 0 ? cached(xs[i]!) : `,${cached(xs[i]!)}`;
+  return `${out}]`;
+}
+
+/**
+ * `JSON.stringify(decisionBody(d))`, byte for byte, written field by field with the
+ * repeating parts quoted once: about twice as fast (property-tested against JSON.stringify).
+ */
+export function decisionJson(d: DecidedDecision): string {
+  let factors = '{';
+  for (const k of Object.keys(d.factors)) {
+    if (factors.length > 1) factors += ',';
+    factors += `${cached(k)}:${num(d.factors[k]!)}`;
+  }
+  let obligations = '{';
+  const ob = d.obligations as Record<string, unknown>;
+  for (const k of Object.keys(ob)) {
+    const v = ob[k];
+    const json = typeof v === 'number' ? num(v) : typeof v === 'string' ? str(v) : JSON.stringify(v);
+    if (json === undefined) continue;
+    if (obligations.length > 1) obligations += ',';
+    obligations += `${cached(k)}:${json}`;
+  }
+  let out =
+    `{"decision":${cached(d.effect)},"allowed":${d.allowed ? 'true' : 'false'},"risk":${num(d.risk)},"factors":${factors}}` +
+    `,"policies":${strings(d.policies)},"reasons":${strings(d.reasons)},"obligations":${obligations}}` +
+    `,"decision_id":${str(d.decision_id)},"revision":${cached(d.revision)}`;
+  if (d.explanation !== undefined) {
+    const explanation = JSON.stringify(d.explanation);
+    if (explanation !== undefined) out += `,"explanation":${explanation}`;
+  }
+  return `${out}}`;
 }
 
 export function decisionBody(d: DecidedDecision): DecisionBody {
@@ -65,8 +133,7 @@ function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
 
 function send(reply: FastifyReply, outcome: DecideOutcome): FastifyReply {
   if (outcome.ok) {
-    // One JSON.stringify of a small flat object: cheaper than a schema for dynamic maps.
-    return reply.type('application/json; charset=utf-8').send(JSON.stringify(decisionBody(outcome.decision)));
+    return reply.type('application/json; charset=utf-8').send(decisionJson(outcome.decision));
   }
   const e = outcome.error;
   return reply.code(outcome.status).send(errorBody(e.code, e.message, e.issues === undefined ? {} : { issues: e.issues }));
@@ -103,6 +170,7 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
   }
 
   app.post('/v1/decide', { onRequest }, (request, reply) => {
+    echoRequestId(request, reply);
     const explain = explainFlag(request.body);
     if (explain === 'invalid') {
       return reply.code(400).send(errorBody('invalid_request', 'explain: expected a boolean', { issues: [{ path: 'explain', message: 'expected a boolean' }] }));
@@ -115,6 +183,7 @@ export async function decideRoutes(app: FastifyInstance, opts: DecideRoutesOptio
   });
 
   app.post('/v1/decide/batch', { onRequest }, (request, reply) => {
+    echoRequestId(request, reply);
     const body = request.body as { requests?: unknown; explain?: unknown } | null;
     const requests = typeof body === 'object' && body !== null ? body.requests : undefined;
     if (!Array.isArray(requests)) {

@@ -31,6 +31,11 @@ export function errorBody(code: ErrorCode | string, message: string, extra: { is
   return { error };
 }
 
+/** Every response carries the request's id (the caller's, or one made for it). */
+export function echoRequestId(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+}
+
 /** A Fastify preHandler that admits callers with the credential `scope` needs. */
 export function requireCaller(auth: Auth, scope: Scope) {
   return function authenticate(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
@@ -40,6 +45,8 @@ export function requireCaller(auth: Auth, scope: Scope) {
       done();
       return;
     }
+    // Refused before any handler ran: the id is echoed here (the decide routes have no hook).
+    echoRequestId(request, reply);
     if (r.status === 401) reply.header('www-authenticate', WWW_AUTHENTICATE);
     void reply.code(r.status).send(errorBody(r.status === 401 ? 'unauthenticated' : 'forbidden', r.message));
   };

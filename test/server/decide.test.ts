@@ -117,6 +117,38 @@ describe('POST /v1/decide', () => {
     expect(hostile.headers['x-request-id']).not.toBe('a\tb{}');
   });
 
+  it('makes a new, distinct id for every request that brings none', async () => {
+    const { app } = await fakeApp();
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const r = await app.inject({ method: 'POST', url: '/v1/decide', payload: fakeRequest('read') });
+      ids.add(String(r.headers['x-request-id']));
+    }
+    expect(ids.size).toBe(50);
+  });
+
+  it('echoes X-Request-ID on every kind of answer, refusals included', async () => {
+    t = await makeApp({ holder: PolicyHolder.of(fakePolicySet()), apiKeys: ['pep-key-0123456789abcdef'], bodyLimit: 4096 });
+    const pep = { authorization: 'Bearer pep-key-0123456789abcdef' };
+    const cases: [string, Parameters<TestApp['app']['inject']>[0], number][] = [
+      ['a decision', { method: 'POST', url: '/v1/decide', headers: pep, payload: fakeRequest('read') }, 200],
+      ['a batch', { method: 'POST', url: '/v1/decide/batch', headers: pep, payload: { requests: [fakeRequest('read')] } }, 200],
+      ['no API key', { method: 'POST', url: '/v1/decide', payload: fakeRequest('read') }, 401],
+      ['broken JSON', { method: 'POST', url: '/v1/decide', headers: { ...pep, 'content-type': 'application/json' }, payload: '{"agent":' }, 400],
+      ['a body over the limit', { method: 'POST', url: '/v1/decide', headers: { ...pep, 'content-type': 'application/json' }, payload: JSON.stringify({ pad: 'x'.repeat(5000) }) }, 413],
+      ['a text body', { method: 'POST', url: '/v1/decide', headers: { ...pep, 'content-type': 'text/plain' }, payload: 'hello' }, 415],
+      ['an unknown route', { method: 'GET', url: '/v1/nothing-here' }, 404],
+      ['a health check', { method: 'GET', url: '/healthz' }, 200],
+      ['an admin call without the admin key', { method: 'GET', url: '/v1/admin/agents', headers: pep }, 403],
+    ];
+    for (const [what, req, status] of cases) {
+      const headers = { ...(req as { headers?: Record<string, string> }).headers, 'x-request-id': `id-${status}` };
+      const r = await t.app.inject({ ...(req as object), headers } as Parameters<TestApp['app']['inject']>[0]);
+      expect([what, r.statusCode]).toEqual([what, status]);
+      expect([what, r.headers['x-request-id']]).toEqual([what, `id-${status}`]);
+    }
+  });
+
   it('attaches an explanation only when asked', async () => {
     const { app } = await fakeApp();
     const plain = await app.inject({ method: 'POST', url: '/v1/decide', payload: fakeRequest('read') });
