@@ -62,13 +62,25 @@ const BATCH_SIZE = 100;
 
 // ---------------------------------------------------------------- child servers
 
-type Mode = 'bare' | 'agp' | 'agp-redis';
+type Mode = 'bare' | 'bare-work' | 'agp' | 'agp-redis';
+
+/** CPU work the calibration route does per request, in microseconds. */
+const CALIBRATION_WORK_US = 10;
 
 async function child(mode: Mode): Promise<void> {
-  if (mode === 'bare') {
+  if (mode === 'bare' || mode === 'bare-work') {
     const { default: Fastify } = await import('fastify');
     const app = Fastify({ logger: false });
-    app.post('/bare', (_request, reply) => reply.send({ decision: 'permit', allowed: true, risk: 12 }));
+    // The calibration route: the bare route plus a fixed amount of CPU work, so the report
+    // shows what a given ratio means in microseconds of server work on this machine.
+    const work = mode === 'bare-work' ? CALIBRATION_WORK_US / 1000 : 0;
+    app.post('/bare', (_request, reply) => {
+      if (work > 0) {
+        const until = performance.now() + work;
+        while (performance.now() < until);
+      }
+      return reply.send({ decision: 'permit', allowed: true, risk: 12 });
+    });
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     process.stdout.write(`${JSON.stringify({ url })}\n`);
     process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
@@ -259,18 +271,20 @@ async function main(argv: string[]): Promise<number> {
   try {
     log(`agp bench:http (${quick ? 'quick' : 'full'}): ${connections} connections, ${rounds} x ${duration}s rounds after ${warmup}s warm-up, audit to a file`);
     const bare = await spawnServer('bare', {});
+    const bareWork = await spawnServer('bare-work', {});
     // Each server appends to its own audit log (one hash chain per file).
     const agp = await spawnServer('agp', { ...common, AGP_AUDIT_FILE: join(data, 'audit-embedded.jsonl') });
-    servers.push(bare, agp);
+    servers.push(bare, bareWork, agp);
     await register(agp.url, 'fraudbot-1');
     const single = JSON.stringify(decideBody('fraudbot-1', false));
     const batch = JSON.stringify({ requests: Array.from({ length: BATCH_SIZE }, () => decideBody('fraudbot-1', false)) });
 
-    log('/v1/decide vs a bare Fastify route');
-    const [bareCase, decideCase] = await compare(
+    log(`/v1/decide vs a bare Fastify route (and the bare route plus ${CALIBRATION_WORK_US} µs of work per request)`);
+    const [bareCase, decideCase, calibrationCase] = await compare(
       [
         { name: 'bare fastify route', url: `${bare.url}/bare`, body: single, decisions: 1 },
         { name: 'POST /v1/decide (embedded store)', url: `${agp.url}/v1/decide`, body: single, decisions: 1 },
+        { name: `bare fastify route + ${CALIBRATION_WORK_US} µs of work (calibration)`, url: `${bareWork.url}/bare`, body: single, decisions: 1 },
       ],
       connections,
       warmup,
@@ -291,7 +305,7 @@ async function main(argv: string[]): Promise<number> {
       log,
     );
 
-    const cases: CaseResult[] = [bareCase!, decideCase!, batchCase!, singleAgain!];
+    const cases: CaseResult[] = [bareCase!, decideCase!, calibrationCase!, batchCase!, singleAgain!];
     let redisWarm: CaseResult | undefined;
     let redisMiss: CaseResult | undefined;
     let embeddedRef: CaseResult | undefined;
@@ -330,6 +344,7 @@ async function main(argv: string[]): Promise<number> {
     const ratios: Record<string, number> = {
       decide_vs_bare_requests_per_s: ratio(decideCase!.requests_per_s, bareCase!.requests_per_s),
       decide_vs_bare_p99: ratio(decideCase!.p99_ms, bareCase!.p99_ms),
+      [`bare_plus_${CALIBRATION_WORK_US}us_work_vs_bare_requests_per_s`]: ratio(calibrationCase!.requests_per_s, bareCase!.requests_per_s),
       batch_vs_single_decisions_per_s: ratio(batchCase!.decisions_per_s, singleAgain!.decisions_per_s),
     };
     if (redisWarm !== undefined && redisMiss !== undefined && embeddedRef !== undefined) {

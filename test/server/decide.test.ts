@@ -1,6 +1,7 @@
 // The native decision API through app.inject: shapes, errors, limits, batch, merge rule.
 
 import { describe, it, expect, afterEach } from 'vitest';
+import type { InjectOptions } from 'fastify';
 import { createEmbeddedStore } from '../../server/context/embedded.js';
 import type { AgentContext, ContextStore } from '../../server/context/types.js';
 import { decisionId } from '../../server/decider.js';
@@ -130,7 +131,7 @@ describe('POST /v1/decide', () => {
   it('echoes X-Request-ID on every kind of answer, refusals included', async () => {
     t = await makeApp({ holder: PolicyHolder.of(fakePolicySet()), apiKeys: ['pep-key-0123456789abcdef'], bodyLimit: 4096 });
     const pep = { authorization: 'Bearer pep-key-0123456789abcdef' };
-    const cases: [string, Parameters<TestApp['app']['inject']>[0], number][] = [
+    const cases: [string, InjectOptions, number][] = [
       ['a decision', { method: 'POST', url: '/v1/decide', headers: pep, payload: fakeRequest('read') }, 200],
       ['a batch', { method: 'POST', url: '/v1/decide/batch', headers: pep, payload: { requests: [fakeRequest('read')] } }, 200],
       ['no API key', { method: 'POST', url: '/v1/decide', payload: fakeRequest('read') }, 401],
@@ -142,8 +143,7 @@ describe('POST /v1/decide', () => {
       ['an admin call without the admin key', { method: 'GET', url: '/v1/admin/agents', headers: pep }, 403],
     ];
     for (const [what, req, status] of cases) {
-      const headers = { ...(req as { headers?: Record<string, string> }).headers, 'x-request-id': `id-${status}` };
-      const r = await t.app.inject({ ...(req as object), headers } as Parameters<TestApp['app']['inject']>[0]);
+      const r = await t.app.inject({ ...req, headers: { ...req.headers, 'x-request-id': `id-${status}` } });
       expect([what, r.statusCode]).toEqual([what, status]);
       expect([what, r.headers['x-request-id']]).toEqual([what, `id-${status}`]);
     }
