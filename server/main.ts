@@ -15,7 +15,7 @@ import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type Se
 import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
 import type { Decider } from './decider.js';
-import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, scopeAllows, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type ScopeConfig } from './identity/index.js';
+import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, scopeAllows, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type IdentityEnvConfig, type ScopeConfig } from './identity/index.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
 import { lookupResource } from './routes/resources.js';
@@ -38,6 +38,7 @@ environment only:
   ${CONFIG_ENV.apiKeys} (comma list), ${CONFIG_ENV.adminKey}: credentials; with none the server binds to loopback only
   ${CONFIG_ENV.redisPrefix}, ${CONFIG_ENV.requireRegisteredAgents}, ${CONFIG_ENV.audit} (file|stdout|none), ${CONFIG_ENV.auditHmacKey},
   ${CONFIG_ENV.auditBuffer}, ${CONFIG_ENV.bodyLimit}, ${CONFIG_ENV.maxBatch}, ${CONFIG_ENV.shutdownTimeoutMs}
+  identity: AGP_ISSUER, AGP_KEY_ENCRYPTION_KEY, AGP_TOKEN_TTL, AGP_KEY_ROTATE_EVERY, AGP_TRUSTED_ISSUERS
 See docs/ops.md for every setting. Reload policies with SIGHUP or POST /v1/admin/policies/reload.`;
 
 export interface RunningServer {
@@ -73,7 +74,7 @@ export function refuseReason(config: ServerConfig): string | undefined {
 }
 
 /** The identity settings for this configuration, or the lines that say why they are unusable. */
-export function identitySettings(config: ServerConfig, env: NodeJS.ProcessEnv): { value?: { issuer: string; encryptionKey: string; tokenTtlS: number; rotateEveryMs: number; ephemeral: boolean }; errors: string[] } {
+export function identitySettings(config: ServerConfig, env: NodeJS.ProcessEnv): { value?: IdentityEnvConfig & { ephemeral: boolean }; errors: string[] } {
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   // Off loopback, or with a shared store whose sealed keys must outlive this process, the
   // key encryption key is required; a lone local node gets a throwaway one.
@@ -206,6 +207,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       issuer: idv.issuer,
       decideScope,
       scopeMap: () => scopeConfig.map,
+      trustedIssuers: idv.trustedIssuers,
       audit: (e) => audit?.write(identityAuditEntry(e)),
       authorizeAdmin: (request) => {
         const r = services.auth.check(request.headers.authorization, 'admin');

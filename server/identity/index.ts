@@ -11,6 +11,8 @@ import { createKeyRing, deriveSealingKey, KeyRingError } from './keys.js';
 import { assertionAudiences } from './routes.js';
 import type { TokenService, TokenVerification } from './tokens.js';
 import { createTokenService } from './tokens.js';
+import type { TrustedIssuer } from './exchange.js';
+import { TRUSTED_ISSUERS_ENV, trustedIssuersFromEnv } from './trusted-issuers.js';
 
 export type { DecideScope, TrustedIssuer, TokenResponse } from './exchange.js';
 export type { IdentityAudit, IdentityAuditEvent } from './events.js';
@@ -24,6 +26,7 @@ export type { IdentityRoutesOptions } from './routes.js';
 export { identityRoutes } from './routes.js';
 export { scopeAllows } from './scopes.js';
 export { KeyRingError } from './keys.js';
+export { TRUSTED_ISSUERS_ENV, parseTrustedIssuers, trustedIssuersFromEnv } from './trusted-issuers.js';
 
 export interface IdentityOptions {
   store: ContextStore;
@@ -94,6 +97,8 @@ export interface IdentityEnvConfig {
   encryptionKey: string;
   tokenTtlS: number;
   rotateEveryMs: number;
+  /** Identity providers whose user tokens agents may act for (`AGP_TRUSTED_ISSUERS`). */
+  trustedIssuers: TrustedIssuer[];
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
@@ -143,6 +148,10 @@ export function identityConfigFromEnv(
   if (rotateMs === null || rotateMs < 60_000) {
     errors.push({ variable: 'AGP_KEY_ROTATE_EVERY', message: `rotation period \`${env.AGP_KEY_ROTATE_EVERY}\` is invalid`, hint: 'a duration of at least `1m`, e.g. `24h`' });
   }
+  const trusted = trustedIssuersFromEnv(env, issuer);
+  for (const message of trusted.errors) {
+    errors.push({ variable: TRUSTED_ISSUERS_ENV, message, hint: 'a JSON array of {"issuer", "jwks_uri" or "jwks", "audience"?, "algorithms"?}, inline or in a file; see docs/identity.md' });
+  }
   if (errors.length > 0) return { errors };
-  return { value: { issuer, encryptionKey, tokenTtlS: Math.floor(ttlMs! / 1000), rotateEveryMs: rotateMs! }, errors };
+  return { value: { issuer, encryptionKey, tokenTtlS: Math.floor(ttlMs! / 1000), rotateEveryMs: rotateMs!, trustedIssuers: trusted.value ?? [] }, errors };
 }

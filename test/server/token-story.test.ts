@@ -6,6 +6,8 @@
 // token stands for the agent on /v1/decide until it is revoked.
 
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -330,6 +332,87 @@ describe('token lifetimes follow the ttl obligations', () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('acting for a user signed in at a trusted identity provider (AGP_TRUSTED_ISSUERS)', () => {
+  const IDP = 'https://idp.example.test';
+  const ACCESS_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+  /** A company IdP: a signing key and a JWKS endpoint on a local port. */
+  async function identityProvider() {
+    const pair = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' };
+    let fetches = 0;
+    const server = createServer((req, res) => {
+      fetches++;
+      if (req.url !== '/jwks') {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    return {
+      jwksUri: `http://127.0.0.1:${port}/jwks`,
+      fetches: () => fetches,
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      userToken: async (sub: string, audience: string, claims: Record<string, unknown>, key = pair.privateKey, kid = 'idp-1') =>
+        new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).setIssuer(IDP).setSubject(sub).setAudience(audience).setIssuedAt().setExpirationTime('10m').sign(key),
+    };
+  }
+
+  it('exchanges the user\'s token for one that names the user and the agent, with keys from the IdP\'s jwks_uri, and fails closed without them', async () => {
+    const idp = await identityProvider();
+    const trusted = JSON.stringify([{ issuer: IDP, jwks_uri: idp.jwksUri }]);
+    const s = await start(config(), { env: { AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 6).toString('base64'), AGP_TRUSTED_ISSUERS: trusted } });
+    const story = new Story(s);
+    try {
+      const key = await story.registerAgent('fraudbot-1', FRAUDBOT);
+      await story.call('PUT', '/v1/admin/resources/transactions/*', { key: ADMIN, json: { attributes: { owner: 'payments', sensitivity: 'internal' } } });
+      const actAs = async (userToken: string) =>
+        story.form('/oauth2/token', {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: userToken,
+          subject_token_type: ACCESS_TYPE,
+          actor_token: await story.assertion('fraudbot-1', key),
+          actor_token_type: JWT_TYPE,
+          scope: 'transactions:read',
+        });
+
+      const alice = await idp.userToken('alice', story.issuer, { may_act: { sub: 'fraudbot-1' } });
+      const ok = await actAs(alice);
+      expect(ok.status).toBe(200);
+      expect(decodeJwt(ok.body.access_token)).toMatchObject({ sub: 'alice', act: { sub: 'fraudbot-1' }, agp_agent: 'fraudbot-1', scope: 'transactions:read' });
+      expect(idp.fetches()).toBeGreaterThan(0);
+
+      // may_act names another agent: refused.
+      const forOther = await actAs(await idp.userToken('bob', story.issuer, { may_act: { sub: 'otherbot' } }));
+      expect(forOther).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      // Signed by a key the IdP does not publish: refused.
+      const stranger = await generateKeyPair('ES256');
+      const forged = await actAs(await idp.userToken('alice', story.issuer, { may_act: { sub: 'fraudbot-1' } }, stranger.privateKey, 'idp-2'));
+      expect(forged).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+
+      // The IdP is down: a token whose key AGP has not seen is refused, and AGP keeps serving.
+      await idp.stop();
+      const rotated = await generateKeyPair('ES256');
+      const unseen = await actAs(await idp.userToken('alice', story.issuer, { may_act: { sub: 'fraudbot-1' } }, rotated.privateKey, 'idp-9'));
+      expect(unseen).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect((await story.call('GET', '/healthz')).status).toBe(200);
+    } finally {
+      await s.close();
+      await idp.stop().catch(() => {});
+    }
+  });
+
+  it('refuses to start on a trusted-issuer list it cannot use, naming the variable and the entry', async () => {
+    const env = (value: string) => ({ env: { AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 6).toString('base64'), AGP_TRUSTED_ISSUERS: value } });
+    await expect(start(config(), env('[{"issuer": "https://idp.example.test", "jwks_uri": "http://idp.example.test/jwks"}]'))).rejects.toThrow(
+      /AGP_TRUSTED_ISSUERS: \[0\] https:\/\/idp\.example\.test: jwks_uri `http:\/\/idp\.example\.test\/jwks` must be https/,
+    );
+    await expect(start(config(), env('/nonexistent/trusted.json'))).rejects.toThrow(/AGP_TRUSTED_ISSUERS: cannot read `\/nonexistent\/trusted.json`: ENOENT/);
   });
 });
 
