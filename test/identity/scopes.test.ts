@@ -38,7 +38,7 @@ describe('identity configuration from the environment', () => {
     expect(parseDurationMs('300', 's')).toBe(300_000);
     expect(parseDurationMs('soon', 's')).toBeNull();
     const good = identityConfigFromEnv({ AGP_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'), AGP_TOKEN_TTL: '10m', AGP_KEY_ROTATE_EVERY: '12h' }, 'http://127.0.0.1:8080/');
-    expect(good.value).toEqual({ issuer: 'http://127.0.0.1:8080', encryptionKey: Buffer.alloc(32, 7).toString('base64'), tokenTtlS: 600, rotateEveryMs: 43_200_000 });
+    expect(good.value).toEqual({ issuer: 'http://127.0.0.1:8080', encryptionKey: Buffer.alloc(32, 7).toString('base64'), tokenTtlS: 600, rotateEveryMs: 43_200_000, trustedIssuers: [] });
     const bad = identityConfigFromEnv({ AGP_KEY_ENCRYPTION_KEY: 'c2hvcnQ=', AGP_ISSUER: 'ftp://x' }, 'http://127.0.0.1:8080');
     expect(bad.value).toBeUndefined();
     expect(bad.errors.map((e) => e.variable)).toEqual(['AGP_ISSUER', 'AGP_KEY_ENCRYPTION_KEY']);
