@@ -81,7 +81,7 @@ function sendError(reply: FastifyReply, code: ConnectCode, message: string, deta
   return reply.code(CONNECT_HTTP_STATUS[code]).type('application/json').send(JSON.stringify(body));
 }
 
-function responseOf(d: DecidedDecision): DecideResponse {
+function responseOf(d: DecidedDecision, explain = true): DecideResponse {
   const init: Parameters<typeof create<typeof DecideResponseSchema>>[1] = {
     decision: d.effect,
     allowed: d.allowed,
@@ -93,7 +93,7 @@ function responseOf(d: DecidedDecision): DecideResponse {
     decisionId: d.decision_id,
     revision: d.revision,
   };
-  if (d.explanation !== undefined) init.explanation = JSON.parse(JSON.stringify(d.explanation)) as JsonObject[];
+  if (explain && d.explanation !== undefined) init.explanation = JSON.parse(JSON.stringify(d.explanation)) as JsonObject[];
   return create(DecideResponseSchema, init);
 }
 
@@ -242,13 +242,15 @@ export async function connectRoutes(app: FastifyInstance, opts: ConnectRoutesOpt
         raws.push(rawOf(r, i));
       }
     });
+    // One pipeline call for the batch: it explains every item when any item asks, and the
+    // answer carries an explanation only for the items that asked.
     const explain = batch.requests.some((r) => r.explain);
     const outcomes = withDeadline(decider.decideMany(raws, metaOf(request, 'connect_batch', explain)), deadline, started);
     const respond = (os: DecideOutcome[]): FastifyReply => {
-      const decisions = slots.map((slot) => {
+      const decisions = slots.map((slot, i) => {
         if (typeof slot !== 'number') return { result: { case: 'error' as const, value: slot } };
         const o = os[slot]!;
-        if (o.ok) return { result: { case: 'decision' as const, value: responseOf(o.decision) } };
+        if (o.ok) return { result: { case: 'decision' as const, value: responseOf(o.decision, batch.requests[i]!.explain) } };
         if (o.status === 503) throw failOf(o);
         return {
           result: {

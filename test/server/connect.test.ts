@@ -9,7 +9,7 @@ import type { AgentContext, ContextStore } from '../../server/context/types.js';
 import { DecisionService, ValidationIssuesSchema } from '../../server/gen/agp/v1/decision_pb.js';
 import { PolicyHolder } from '../../server/policy-holder.js';
 import { fakePolicySet, fakeRequest } from './fake-policy-set.js';
-import { makeApp, type TestApp } from './helpers.js';
+import { fraudRequest, makeApp, type TestApp } from './helpers.js';
 
 const KEY = 'pep-key-0123456789abcdef';
 let t: TestApp;
@@ -91,6 +91,20 @@ describe('agp.v1.DecisionService with a stock Connect client', () => {
     ]);
     const second = res.decisions[1]!.result;
     expect(second.case === 'error' && second.value.issues[0]?.path).toBe('resource.id');
+  });
+
+  it('explains exactly the batch items that ask for it', async () => {
+    const real = await makeApp();
+    try {
+      const url = await real.app.listen({ host: '127.0.0.1', port: 0 });
+      const c = createClient(DecisionService, createConnectTransport({ httpVersion: '1.1', useBinaryFormat: false, baseUrl: url }));
+      const read = fraudRequest('read', { type: 'transactions', id: 't-1', sensitivity: 'internal' });
+      const res = await c.decideBatch({ requests: [read, { ...read, explain: true }, read] as any });
+      const explained = res.decisions.map((d) => (d.result.case === 'decision' ? d.result.value.explanation.length > 0 : 'error'));
+      expect(explained).toEqual([false, true, false]);
+    } finally {
+      await real.close();
+    }
   });
 
   it('maps a wrong credential to unauthenticated', async () => {
