@@ -254,7 +254,6 @@ function lineFormat(load: (id: string) => unknown) {
     return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
   }
 
-  /** A scrubbed string or null as JSON; undefined when `value` is neither. */
   // The strings a decision line repeats from one decision to the next (policy names,
   // reasons, the revision, actions, agent ids...) are scrubbed and quoted once.
   const quoted = new Map<string, string>();
@@ -270,6 +269,7 @@ function lineFormat(load: (id: string) => unknown) {
     return out;
   }
 
+  /** A scrubbed string or null as JSON; undefined when `value` is neither. */
   function qn(value: unknown): string | undefined {
     if (typeof value === 'string') return qc(value);
     return value === null ? 'null' : undefined;
@@ -384,21 +384,17 @@ function lineFormat(load: (id: string) => unknown) {
     return { chunk, prev, seq };
   }
 
-  /** `chain` over what the serving thread posted; `n` counts its entries and markers. */
-  function chainPosted(msg: Posted, prev: string, seq: number, hmacKey: string | undefined): Chained & { n: number; markers: number } {
+  /** `chain` over what the serving thread posted. */
+  function chainPosted(msg: Posted, prev: string, seq: number, hmacKey: string | undefined): Chained {
     const { text, cuts, others } = msg;
     let chunk = '';
     let at = 0;
     let other = 0;
-    let n = 0;
-    let markers = 0;
     for (let i = 0; i < cuts.length; i++) {
       let open: string;
       const c = cuts[i]!;
       if (c < 0) {
-        const item = others[other++]!;
-        if (item.entry.kind === 'audit_dropped') markers++;
-        open = openLine(item, seq, prev);
+        open = openLine(others[other++]!, seq, prev);
       } else {
         const mid = cuts[i + 1]!;
         const end = cuts[i + 2]!;
@@ -410,9 +406,8 @@ function lineFormat(load: (id: string) => unknown) {
       chunk += `${open},"hash":"${hash}"}\n`;
       prev = hash;
       seq++;
-      n++;
     }
-    return { chunk, prev, seq, n, markers };
+    return { chunk, prev, seq };
   }
 
   return { canonicalJson, scrubSecrets, lineHash, chain, chainPosted, decisionParts };
@@ -440,6 +435,7 @@ function fileWriter(format: ReturnType<typeof lineFormat>, load: (id: string) =>
       port.close();
       return;
     }
+    // Items in the message: a decision's three cuts count once, anything else once.
     let n = 0;
     let markers = 0;
     for (const c of msg.cuts) if (c < 0) n++;
@@ -543,9 +539,9 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
   const hooks = opts.metrics ?? {};
   const hmacKey = opts.hmacKey;
 
-  // A `file` sink is written by a worker thread (format, hash chain, append), so that an
-  // audited decision costs the serving thread only a queue push and its share of one
-  // message per batch. Other sinks (stdout, a stream) are written here.
+  // A `file` sink is written by a worker thread (hash chain, append): an audited decision
+  // costs the serving thread a queue push, then formatting its line and its share of one
+  // message per batch (see `post`). Other sinks (stdout, a stream) are written here.
   let stream: AuditSinkStream | null = null;
   let worker: Worker | null = null;
   let tail: ChainTail | undefined;
@@ -675,7 +671,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLog {
 
   // ---- the writer thread (file sink)
 
-  // A message to the thread costs about as much as cloning a few entries: entries wait up to
+  // Each message to the thread has a fixed cost (waking it): entries wait up to
   // POST_DELAY_MS (or until POST_BATCH of them) so that one message carries many.
   let scheduled: 'no' | 'timer' | 'now' = 'no';
   let timer: NodeJS.Timeout | undefined;

@@ -117,6 +117,20 @@ describe('audit line format', () => {
     expect(await verifyAuditFile(file)).toMatchObject({ ok: true, lines: 301 });
   });
 
+  it('writes an entry that cannot be sent to the writer thread as is (a function inside) as its JSON values', async () => {
+    const file = join(dir, 'unclonable.jsonl');
+    const log = createAuditLog({ sink: 'file', file });
+    const decision = fc.sample(decisionArb, { numRuns: 1, seed: 5 })[0]!;
+    log.write(decision);
+    log.write({ kind: 'admin', operation: 'agent.put', actor: 'admin', detail: { kept: 1, dropped: (() => 1) as unknown as number } });
+    log.write(decision);
+    await log.close();
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; detail?: unknown });
+    expect(lines.map((l) => l.kind)).toEqual(['admin', 'decision', 'admin', 'decision']);
+    expect(lines[2]!.detail).toEqual({ kept: 1 });
+    expect(await verifyAuditFile(file)).toMatchObject({ ok: true, lines: 4 });
+  });
+
   it('keeps the chain with an HMAC key in the writer thread', async () => {
     const file = join(dir, 'hmac.jsonl');
     const entries = fc.sample(decisionArb, { numRuns: 50, seed: 3 });
