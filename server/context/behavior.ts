@@ -2,8 +2,9 @@
 // per-minute request counter with an EWMA baseline (mean and variance) and its z-score, a
 // deny ratio over a sliding window of time buckets, bounded sets of the resources and
 // resource types the agent has touched, and anomaly events when a threshold is crossed.
-// When the store is shared (Redis), the tracker also queues per-minute deltas and newly seen
-// resources for the store's batched flush, and takes back the shared totals it reads.
+// When the store is shared (Redis), the tracker also queues per-minute deltas, deny-window
+// deltas and newly seen resources for the store's batched flush, and takes back the shared
+// totals it reads, so that rate and deny ratio count every replica's decisions.
 
 import type { AnomalyEvent, BehaviorFigures } from './types.js';
 
@@ -42,6 +43,11 @@ export interface FlushItem {
   delta: number;
   resources: string[];
   types: string[];
+  /**
+   * Decisions and denials counted locally in deny-window bucket `epoch` since the last flush
+   * (both 0: read the shared counts only). Absent: nothing to send or read for the window.
+   */
+  window?: { epoch: number; total: number; denied: number };
 }
 
 const MINUTE_MS = 60_000;
@@ -68,6 +74,16 @@ interface AgentBehavior {
   bucketEpoch: number[];
   bucketTotal: number[];
   bucketDenied: number[];
+  /** Decisions and denials other replicas counted in each bucket (from the shared counts). */
+  bucketOthersTotal: number[];
+  bucketOthersDenied: number[];
+  /** Local decisions and denials of each bucket whose increments reached the shared store. */
+  bucketFlushedTotal: number[];
+  bucketFlushedDenied: number[];
+  /** The bucket epoch of the window deltas waiting for a flush, and the deltas. */
+  windowEpoch: number;
+  windowTotal: number;
+  windowDenied: number;
   resources: ClockSet;
   types: ClockSet;
   newResources: string[];
@@ -133,6 +149,8 @@ export class BehaviorTracker {
   /** Agents with a recent local request, for read-backs of the shared totals. */
   private readonly watched = new Set<string>();
   private cycle = 0;
+  /** The latest deny-window bucket any call has reached (the tracker's present). */
+  private lastEpoch = -1;
   private carried: FlushItem[] = [];
   private readonly listeners: ((event: AnomalyEvent) => void)[] = [];
 
@@ -178,6 +196,8 @@ export class BehaviorTracker {
       return { rate: 0, baseline: 0, rate_z: 0, deny_ratio: 0, new_resource: true, new_resource_type: true };
     }
     this.advance(state, Math.floor(now / MINUTE_MS));
+    const epoch = Math.floor(now / this.bucketMs);
+    if (epoch > this.lastEpoch) this.lastEpoch = epoch;
     const rate = state.local + state.others;
     return {
       rate,
@@ -197,14 +217,12 @@ export class BehaviorTracker {
     state.local++;
 
     const epoch = Math.floor(now / this.bucketMs);
-    const slot = epoch % this.buckets;
-    if (state.bucketEpoch[slot] !== epoch) {
-      state.bucketEpoch[slot] = epoch;
-      state.bucketTotal[slot] = 0;
-      state.bucketDenied[slot] = 0;
+    if (epoch > this.lastEpoch) this.lastEpoch = epoch;
+    const slot = this.bucket(state, epoch);
+    if (slot >= 0) {
+      state.bucketTotal[slot] = (state.bucketTotal[slot] ?? 0) + 1;
+      if (!allowed) state.bucketDenied[slot] = (state.bucketDenied[slot] ?? 0) + 1;
     }
-    state.bucketTotal[slot] = (state.bucketTotal[slot] ?? 0) + 1;
-    if (!allowed) state.bucketDenied[slot] = (state.bucketDenied[slot] ?? 0) + 1;
 
     const newResource = state.resources.touch(resourceKey);
     const type = resourceType(resourceKey);
@@ -212,6 +230,17 @@ export class BehaviorTracker {
 
     if (this.shared) {
       if (state.pending++ === 0) this.dirty.add(agentId);
+      if (state.windowEpoch !== epoch) {
+        // A new bucket: the previous one's deltas wait for the next flush on their own.
+        if (state.windowTotal > 0 && this.carried.length < MAX_CARRIED) {
+          this.carried.push({ agent: agentId, minute: state.minute, delta: 0, resources: [], types: [], window: { epoch: state.windowEpoch, total: state.windowTotal, denied: state.windowDenied } });
+        }
+        state.windowEpoch = epoch;
+        state.windowTotal = 0;
+        state.windowDenied = 0;
+      }
+      state.windowTotal++;
+      if (!allowed) state.windowDenied++;
       if (newResource) state.newResources.push(resourceKey);
       if (newType) state.newTypes.push(type);
       if (state.cycle !== this.cycle) {
@@ -247,10 +276,19 @@ export class BehaviorTracker {
     for (const id of this.dirty) {
       const state = this.agents.get(id);
       if (state === undefined) continue;
-      items.push({ agent: id, minute: state.minute, delta: state.pending, resources: state.newResources, types: state.newTypes });
+      items.push({
+        agent: id,
+        minute: state.minute,
+        delta: state.pending,
+        resources: state.newResources,
+        types: state.newTypes,
+        window: { epoch: state.windowEpoch, total: state.windowTotal, denied: state.windowDenied },
+      });
       state.pending = 0;
       state.newResources = [];
       state.newTypes = [];
+      state.windowTotal = 0;
+      state.windowDenied = 0;
     }
     let readBacks = 0;
     for (const id of this.watched) {
@@ -261,7 +299,8 @@ export class BehaviorTracker {
       }
       if (this.dirty.has(id) || readBacks >= MAX_READ_BACKS) continue;
       readBacks++;
-      items.push({ agent: id, minute: state.minute, delta: 0, resources: [], types: [] });
+      const window = this.lastEpoch >= 0 ? { epoch: this.lastEpoch, total: 0, denied: 0 } : undefined;
+      items.push({ agent: id, minute: state.minute, delta: 0, resources: [], types: [], ...(window !== undefined ? { window } : {}) });
     }
     this.dirty.clear();
     return items;
@@ -273,6 +312,26 @@ export class BehaviorTracker {
     if (state === undefined || state.minute !== minute) return;
     state.flushed += sentDelta;
     state.others = Math.max(0, total - state.flushed);
+  }
+
+  /**
+   * The shared counts of deny-window bucket `epoch` after this replica's increments of
+   * `sentTotal` and `sentDenied` succeeded: what other replicas counted there.
+   */
+  applyWindow(agentId: string, epoch: number, total: number, denied: number, sentTotal: number, sentDenied: number): void {
+    const state = this.agents.get(agentId);
+    if (state === undefined) return;
+    const slot = this.bucket(state, epoch);
+    if (slot < 0) return;
+    state.bucketFlushedTotal[slot] = (state.bucketFlushedTotal[slot] ?? 0) + sentTotal;
+    state.bucketFlushedDenied[slot] = (state.bucketFlushedDenied[slot] ?? 0) + sentDenied;
+    state.bucketOthersTotal[slot] = Math.max(0, total - (state.bucketFlushedTotal[slot] ?? 0));
+    state.bucketOthersDenied[slot] = Math.max(0, denied - (state.bucketFlushedDenied[slot] ?? 0));
+  }
+
+  /** How long a shared deny-window bucket is worth keeping, in milliseconds. */
+  get windowKeyTtlMs(): number {
+    return this.denyWindowMs + 2 * this.bucketMs;
   }
 
   /** Seeds the known resources from the shared sets (first sight of the agent on this replica). */
@@ -313,6 +372,13 @@ export class BehaviorTracker {
       bucketEpoch: new Array<number>(this.buckets).fill(-1),
       bucketTotal: new Array<number>(this.buckets).fill(0),
       bucketDenied: new Array<number>(this.buckets).fill(0),
+      bucketOthersTotal: new Array<number>(this.buckets).fill(0),
+      bucketOthersDenied: new Array<number>(this.buckets).fill(0),
+      bucketFlushedTotal: new Array<number>(this.buckets).fill(0),
+      bucketFlushedDenied: new Array<number>(this.buckets).fill(0),
+      windowEpoch: -1,
+      windowTotal: 0,
+      windowDenied: 0,
       resources: new ClockSet(this.maxResources),
       types: new ClockSet(this.maxTypes),
       newResources: [],
@@ -369,6 +435,26 @@ export class BehaviorTracker {
     state.flushed = 0;
   }
 
+  /**
+   * The slot of bucket `epoch`, cleared first when it still holds an older bucket (which is
+   * then out of the window); -1 when it already holds a newer one (`epoch` is out of it).
+   */
+  private bucket(state: AgentBehavior, epoch: number): number {
+    const slot = epoch % this.buckets;
+    const held = state.bucketEpoch[slot] ?? -1;
+    if (held > epoch) return -1;
+    if (held < epoch) {
+      state.bucketEpoch[slot] = epoch;
+      state.bucketTotal[slot] = 0;
+      state.bucketDenied[slot] = 0;
+      state.bucketOthersTotal[slot] = 0;
+      state.bucketOthersDenied[slot] = 0;
+      state.bucketFlushedTotal[slot] = 0;
+      state.bucketFlushedDenied[slot] = 0;
+    }
+    return slot;
+  }
+
   private fold(state: AgentBehavior, rate: number): void {
     state.folded++;
     // 1/n while the baseline is young makes it the plain mean and variance of the minutes seen.
@@ -391,8 +477,8 @@ export class BehaviorTracker {
     for (let i = 0; i < this.buckets; i++) {
       const epoch = state.bucketEpoch[i] ?? -1;
       if (epoch > current - this.buckets && epoch <= current) {
-        total += state.bucketTotal[i] ?? 0;
-        denied += state.bucketDenied[i] ?? 0;
+        total += (state.bucketTotal[i] ?? 0) + (state.bucketOthersTotal[i] ?? 0);
+        denied += (state.bucketDenied[i] ?? 0) + (state.bucketOthersDenied[i] ?? 0);
       }
     }
     return total < this.denyMinSamples || total === 0 ? 0 : denied / total;

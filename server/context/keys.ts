@@ -35,6 +35,8 @@ export interface KeySpace {
   agentGrants(agentId: string): string;
   /** Shared per-minute request counter (INCRBY from every replica). */
   agentRate(agentId: string, minute: number): string;
+  /** Shared decisions (`t`) and denials (`d`) of one deny-window bucket (HINCRBY from every replica). */
+  agentDenyWindow(agentId: string, epoch: number): string;
   /** Set of resource keys (`type:id`) the agent has touched. */
   agentResources(agentId: string): string;
   /** Set of resource types the agent has touched. */
@@ -70,6 +72,7 @@ export function keySpace(prefix = 'agp'): KeySpace {
     agentRecord: (id) => `${base}:${tag(id)}:record`,
     agentGrants: (id) => `${base}:${tag(id)}:grants`,
     agentRate: (id, minute) => `${base}:${tag(id)}:rate:${minute}`,
+    agentDenyWindow: (id, epoch) => `${base}:${tag(id)}:deny:${epoch}`,
     agentResources: (id) => `${base}:${tag(id)}:resources`,
     agentResourceTypes: (id) => `${base}:${tag(id)}:types`,
     revokedToken: (jti) => `${base}:revoked:${escapeKeyPart(jti)}`,

@@ -416,8 +416,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
 
   let flushing: Promise<void> | null = null;
 
-  /** Queues one agent's commands; the first one's reply is the shared per-minute total. */
-  function queueItem(pipe: ChainableCommander, item: FlushItem): number {
+  /**
+   * Queues one agent's commands. The first reply is the shared per-minute total; with a
+   * window, the two replies at `window` (relative to the first) are the bucket's shared
+   * decisions and denials (HINCRBY by 0 reads them).
+   */
+  function queueItem(pipe: ChainableCommander, item: FlushItem): { n: number; window: number } {
     let n = 1;
     const rateKey = keys.agentRate(item.agent, item.minute);
     if (item.delta > 0) {
@@ -437,7 +441,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
       pipe.pexpire(keys.agentResourceTypes(item.agent), RESOURCE_SET_TTL_MS);
       n += 2;
     }
-    return n;
+    let window = -1;
+    if (item.window !== undefined) {
+      const key = keys.agentDenyWindow(item.agent, item.window.epoch);
+      window = n;
+      pipe.hincrby(key, 't', item.window.total);
+      pipe.hincrby(key, 'd', item.window.denied);
+      pipe.pexpire(key, tracker.windowKeyTtlMs);
+      n += 3;
+    }
+    return { n, window };
   }
 
   async function runFlush(items: FlushItem[]): Promise<void> {
@@ -446,17 +459,25 @@ export function createRedisStore(options: RedisStoreOptions): RedisContextStore 
     await Promise.all(groups.map(async (group) => {
       const pipe = client.pipeline();
       const firstReply: number[] = [];
+      const windowReply: number[] = [];
       let queued = 0;
       for (const item of group) {
         firstReply.push(queued);
-        queued += queueItem(pipe, item);
+        const q = queueItem(pipe, item);
+        windowReply.push(q.window < 0 ? -1 : queued + q.window);
+        queued += q.n;
       }
       const replies = await withTimeout(pipe.exec(), commandTimeoutMs * 2, 'flush');
       if (replies === null) throw new Error('redis pipeline was discarded');
       group.forEach((item, i) => {
         const reply = replies[firstReply[i] ?? -1];
-        if (reply === undefined || reply[0] !== null) return;
-        tracker.applyTotal(item.agent, item.minute, Number(reply[1] ?? 0), item.delta);
+        if (reply !== undefined && reply[0] === null) tracker.applyTotal(item.agent, item.minute, Number(reply[1] ?? 0), item.delta);
+        const w = windowReply[i] ?? -1;
+        const total = replies[w];
+        const denied = replies[w + 1];
+        if (item.window !== undefined && total !== undefined && denied !== undefined && total[0] === null && denied[0] === null) {
+          tracker.applyWindow(item.agent, item.window.epoch, Number(total[1] ?? 0), Number(denied[1] ?? 0), item.window.total, item.window.denied);
+        }
       });
       for (const [err] of replies) if (err !== null) throw err;
     }));

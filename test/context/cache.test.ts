@@ -68,4 +68,26 @@ describe('behaviour bounds', () => {
     for (let i = 0; i < 30; i++) tracker.record('a', 'doc:1', true, 130 * MIN + i);
     expect(tracker.figures('a', 'doc:1', 130 * MIN + 100).rate_z).toBeGreaterThan(6);
   });
+
+  it('queues deny-window deltas per 30 s bucket for a shared store and adds what other replicas counted', () => {
+    const tracker = new BehaviorTracker({ shared: true });
+    const B = 30_000;
+    for (let i = 0; i < 3; i++) tracker.record('a', 'doc:1', false, 10 * B + i);
+    // The next bucket starts: the first one's deltas wait for the flush on their own.
+    tracker.record('a', 'doc:1', true, 11 * B);
+    const items = tracker.drain(1);
+    expect(items.map((i) => i.window)).toEqual([
+      { epoch: 10, total: 3, denied: 3 },
+      { epoch: 11, total: 1, denied: 0 },
+    ]);
+    // The shared counts came back: other replicas counted 10 decisions, 4 denied, in bucket 11.
+    tracker.applyWindow('a', 11, 11, 4, 1, 0);
+    // Window: 3 + 1 local and 10 other decisions; 3 + 4 denied.
+    expect(tracker.figures('a', 'doc:1', 11 * B + 1).deny_ratio).toBeCloseTo(7 / 14, 10);
+    // A count for a bucket the window has left is ignored.
+    tracker.applyWindow('a', 11 - 10, 50, 50, 0, 0);
+    expect(tracker.figures('a', 'doc:1', 11 * B + 2).deny_ratio).toBeCloseTo(7 / 14, 10);
+    // With nothing local since the last flush, the agent's current bucket is read back.
+    expect(tracker.drain(10)).toEqual([{ agent: 'a', minute: 5, delta: 0, resources: [], types: [], window: { epoch: 11, total: 0, denied: 0 } }]);
+  });
 });

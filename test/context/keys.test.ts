@@ -6,7 +6,7 @@ import { escapeKeyPart, keySpace, unescapeKeyPart } from '../../server/context/k
 
 const agentKeys = (prefix: string, id: string): string[] => {
   const k = keySpace(prefix);
-  return [k.agentRecord(id), k.agentGrants(id), k.agentRate(id, 29_000_000), k.agentRate(id, 29_000_001), k.agentResources(id), k.agentResourceTypes(id)];
+  return [k.agentRecord(id), k.agentGrants(id), k.agentRate(id, 29_000_000), k.agentRate(id, 29_000_001), k.agentResources(id), k.agentResourceTypes(id), k.agentDenyWindow(id, 58_000_000)];
 };
 
 describe('context store key naming', () => {

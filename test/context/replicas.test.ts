@@ -112,4 +112,28 @@ describe('two replicas on one Redis', () => {
     expect(two.behavior('reader-9', 'account:991', now)).toMatchObject({ new_resource: false, new_resource_type: false });
     expect(two.behavior('reader-9', 'account:992', now)).toMatchObject({ new_resource: true, new_resource_type: false });
   });
+
+  it('counts the deny ratio across replicas, and each replica sees the other\'s denials', async () => {
+    const now = Date.now();
+    // Twelve denials through one replica: past the 10-decision minimum, all denied.
+    for (let i = 0; i < 12; i++) one.recordDecision('deny-1', 'account:7', false, now);
+    expect(one.behavior('deny-1', 'account:7', now).deny_ratio).toBe(1);
+    expect(two.behavior('deny-1', 'account:7', now).deny_ratio).toBe(0);
+    // Replica two sees them once one has flushed and two has read the window back.
+    two.recordDecision('deny-1', 'account:7', true, now);
+    const seen = await within(2_000, async () => {
+      await one.flush();
+      await two.flush();
+      return two.behavior('deny-1', 'account:7', now).deny_ratio === 12 / 13;
+    });
+    expect(seen).toBeGreaterThanOrEqual(0);
+    // Twelve permits through replica two bring both to the same ratio: 12 of 25 denied.
+    for (let i = 0; i < 12; i++) two.recordDecision('deny-1', 'account:7', true, now);
+    const both = await within(2_000, async () => {
+      await two.flush();
+      await one.flush();
+      return one.behavior('deny-1', 'account:7', now).deny_ratio === 12 / 25 && two.behavior('deny-1', 'account:7', now).deny_ratio === 12 / 25;
+    });
+    expect(both).toBeGreaterThanOrEqual(0);
+  });
 });
