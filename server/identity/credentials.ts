@@ -14,6 +14,12 @@ const SECRET_NS = 'cred-secret';
 const JTI_NS = 'assertion-jti';
 // kvSetIfAbsent needs a TTL; the binding is made permanent right after it is won.
 const CLAIM_TTL_MS = 60_000;
+/** Serializes changes to one agent's key list across replicas (a lease in the store). */
+const KEYS_LOCK_NS = 'cred-keys-lock';
+/** A lease outlives any change by far; it only expires on its own if its holder died. */
+const KEYS_LOCK_TTL_MS = 10_000;
+/** How long a change waits for another admin's change to the same agent's keys, by default. */
+const KEYS_LOCK_WAIT_MS = 5_000;
 
 export const ASSERTION_ALGS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'] as const;
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -80,6 +86,14 @@ export interface CredentialServiceOptions {
   /** Clock skew tolerated on assertions, in seconds (default 30). */
   leewayS?: number;
   now?: () => number;
+  /** How long a key change waits for another change to the same agent's keys (default 5 s). */
+  keysLockWaitMs?: number;
+}
+
+/** A key change that could not get the agent's key list in time (another change holds it). */
+export class CredentialsBusyError extends Error {
+  readonly statusCode = 503;
+  readonly code = 'credentials_busy';
 }
 
 export interface CredentialService {
@@ -146,6 +160,26 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
   // Equalizes timing when a client id has no secret.
   const decoySalt = randomBytes(16);
 
+  /**
+   * Runs `change` holding the lease on the agent's key list: two admins (on any replicas)
+   * adding or removing keys of one agent at once would otherwise each write the list they
+   * read, and one change would be lost.
+   */
+  async function withKeysLock<T>(agentId: string, change: () => Promise<T>): Promise<T> {
+    const token = randomBytes(12).toString('base64url');
+    const giveUpAt = Date.now() + (options.keysLockWaitMs ?? KEYS_LOCK_WAIT_MS);
+    for (let wait = 2; !(await store.kvSetIfAbsent(KEYS_LOCK_NS, agentId, token, KEYS_LOCK_TTL_MS)); wait = Math.min(wait * 2, 50)) {
+      if (Date.now() > giveUpAt) throw new CredentialsBusyError(`the keys of agent \`${agentId}\` are being changed by another request`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    try {
+      return await change();
+    } finally {
+      // Released only if still ours (an expired lease may have passed to someone else).
+      if ((await store.kvGet(KEYS_LOCK_NS, agentId)) === token) await store.kvDelete(KEYS_LOCK_NS, agentId);
+    }
+  }
+
   async function agentKeys(agentId: string): Promise<RegisteredKey[]> {
     const raw = await store.kvGet(AGENT_KEYS_NS, agentId);
     return raw ? (JSON.parse(raw) as RegisteredKey[]) : [];
@@ -176,44 +210,48 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
         return { ok: false, status: 400, code: 'invalid_key', message: 'the JWK is not a valid public key' };
       }
       const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
-      const owner = (await store.kvSetIfAbsent(OWNER_NS, thumbprint, agentId, CLAIM_TTL_MS))
-        ? agentId
-        : await store.kvGet(OWNER_NS, thumbprint);
-      if (owner !== null && owner !== agentId) {
-        return {
-          ok: false,
-          status: 409,
-          code: 'key_bound_to_other_agent',
-          message: 'this key is already registered to another agent',
-          hint: 'generate a key pair per agent: a credential belongs to exactly one agent',
-        };
-      }
-      await store.kvSet(OWNER_NS, thumbprint, agentId);
-      const keys = await agentKeys(agentId);
-      const existing = keys.find((k) => k.thumbprint === thumbprint);
-      if (existing) return { ok: true, key: existing, created: false };
-      if (keys.length >= MAX_KEYS_PER_AGENT) {
-        await store.kvDelete(OWNER_NS, thumbprint);
-        return { ok: false, status: 409, code: 'too_many_keys', message: `an agent holds at most ${MAX_KEYS_PER_AGENT} keys`, hint: 'remove a retired key first' };
-      }
-      const key: RegisteredKey = { thumbprint, jwk, createdAt: now() };
-      await store.kvSet(AGENT_KEYS_NS, agentId, JSON.stringify([...keys, key]));
-      audit({ kind: 'credential_registered', agent: agentId, method: 'private_key_jwt', credential: thumbprint, at: now() });
-      return { ok: true, key, created: true };
+      return withKeysLock(agentId, async () => {
+        const owner = (await store.kvSetIfAbsent(OWNER_NS, thumbprint, agentId, CLAIM_TTL_MS))
+          ? agentId
+          : await store.kvGet(OWNER_NS, thumbprint);
+        if (owner !== null && owner !== agentId) {
+          return {
+            ok: false,
+            status: 409,
+            code: 'key_bound_to_other_agent',
+            message: 'this key is already registered to another agent',
+            hint: 'generate a key pair per agent: a credential belongs to exactly one agent',
+          };
+        }
+        await store.kvSet(OWNER_NS, thumbprint, agentId);
+        const keys = await agentKeys(agentId);
+        const existing = keys.find((k) => k.thumbprint === thumbprint);
+        if (existing) return { ok: true, key: existing, created: false };
+        if (keys.length >= MAX_KEYS_PER_AGENT) {
+          await store.kvDelete(OWNER_NS, thumbprint);
+          return { ok: false, status: 409, code: 'too_many_keys', message: `an agent holds at most ${MAX_KEYS_PER_AGENT} keys`, hint: 'remove a retired key first' };
+        }
+        const key: RegisteredKey = { thumbprint, jwk, createdAt: now() };
+        await store.kvSet(AGENT_KEYS_NS, agentId, JSON.stringify([...keys, key]));
+        audit({ kind: 'credential_registered', agent: agentId, method: 'private_key_jwt', credential: thumbprint, at: now() });
+        return { ok: true, key, created: true };
+      });
     },
 
-    async removeKey(agentId, kid) {
-      const keys = await agentKeys(agentId);
-      const gone = keys.filter((k) => k.thumbprint === kid || k.jwk.kid === kid);
-      if (gone.length === 0) return false;
-      const kept = keys.filter((k) => !gone.includes(k));
-      if (kept.length > 0) await store.kvSet(AGENT_KEYS_NS, agentId, JSON.stringify(kept));
-      else await store.kvDelete(AGENT_KEYS_NS, agentId);
-      for (const k of gone) {
-        await store.kvDelete(OWNER_NS, k.thumbprint);
-        audit({ kind: 'credential_revoked', agent: agentId, method: 'private_key_jwt', credential: k.thumbprint, at: now() });
-      }
-      return true;
+    removeKey(agentId, kid) {
+      return withKeysLock(agentId, async () => {
+        const keys = await agentKeys(agentId);
+        const gone = keys.filter((k) => k.thumbprint === kid || k.jwk.kid === kid);
+        if (gone.length === 0) return false;
+        const kept = keys.filter((k) => !gone.includes(k));
+        if (kept.length > 0) await store.kvSet(AGENT_KEYS_NS, agentId, JSON.stringify(kept));
+        else await store.kvDelete(AGENT_KEYS_NS, agentId);
+        for (const k of gone) {
+          await store.kvDelete(OWNER_NS, k.thumbprint);
+          audit({ kind: 'credential_revoked', agent: agentId, method: 'private_key_jwt', credential: k.thumbprint, at: now() });
+        }
+        return true;
+      });
     },
 
     listKeys: agentKeys,

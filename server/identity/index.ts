@@ -43,6 +43,8 @@ export interface IdentityOptions {
   audit?: IdentityAudit;
   /** scrypt cost for client secrets (default 2^14). */
   scryptN?: number;
+  /** How long a key change waits for another change to the same agent's keys (default 5 s). */
+  keysLockWaitMs?: number;
   now?: () => number;
   /** Background rotation timer (default true). */
   timer?: boolean;
@@ -88,6 +90,7 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
     assertionAudiences: assertionAudiences(issuer),
     now,
     ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
+    ...(options.keysLockWaitMs !== undefined ? { keysLockWaitMs: options.keysLockWaitMs } : {}),
   });
   return { keys, tokens, credentials, verifyAgentToken: (t) => tokens.verifyAgentToken(t), close: () => keys.close() };
 }

@@ -117,6 +117,7 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
       return sendOAuth(reply, { ...oauthError('invalid_request', why), status });
     }
     if (status === 500) return adminError(reply, 500, 'internal', 'internal error');
+    if (status === 503 && (err as { code?: unknown }).code === 'credentials_busy') return adminError(reply, 503, 'credentials_busy', err.message, 'retry in a moment');
     if (status === 503) return adminError(reply, 503, 'store_unavailable', 'the context store is unavailable', 'retry later');
     return adminError(reply, status, status === 413 ? 'payload_too_large' : 'invalid_request', status === 413 ? 'request body too large' : 'malformed request');
   });

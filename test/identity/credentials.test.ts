@@ -148,6 +148,22 @@ describe('agent keys', () => {
     const rebind = await h.app.inject({ method: 'POST', url: '/v1/admin/agents/newowner/credentials/keys', headers: admin, payload: key.publicJwk });
     expect(rebind.statusCode).toBe(201);
   });
+
+  it('answers 503 credentials_busy when another change holds the agent\'s key list too long', async () => {
+    h = await harness({ keysLockWaitMs: 200 });
+    await registerAgent(h, 'fraudbot');
+    // Another admin's change holds the lease (as if it hung); it expires on its own.
+    expect(await h.store.kvSetIfAbsent('cred-keys-lock', 'fraudbot', 'someone-else', 10_000)).toBe(true);
+    const next = await agentKey();
+    const busy = await h.app.inject({ method: 'POST', url: '/v1/admin/agents/fraudbot/credentials/keys', headers: admin, payload: next.publicJwk });
+    expect(busy.statusCode).toBe(503);
+    expect(busy.json().error).toMatchObject({ code: 'credentials_busy', message: 'the keys of agent `fraudbot` are being changed by another request' });
+    // Once the lease is gone, the same change goes through.
+    await h.store.kvDelete('cred-keys-lock', 'fraudbot');
+    const ok = await h.app.inject({ method: 'POST', url: '/v1/admin/agents/fraudbot/credentials/keys', headers: admin, payload: next.publicJwk });
+    expect(ok.statusCode).toBe(201);
+  });
+
 });
 
 describe('unknown and deactivated agents', () => {

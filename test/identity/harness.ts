@@ -70,7 +70,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(options: { store?: ContextStore; decideScope?: DecideScope; tokenTtlS?: number; clock?: Clock } = {}): Promise<Harness> {
+export async function harness(options: { store?: ContextStore; decideScope?: DecideScope; tokenTtlS?: number; clock?: Clock; keysLockWaitMs?: number } = {}): Promise<Harness> {
   const store = options.store ?? createEmbeddedStore();
   const c = options.clock ?? clock();
   const audit: IdentityAuditEvent[] = [];
@@ -82,6 +82,7 @@ export async function harness(options: { store?: ContextStore; decideScope?: Dec
     tokenTtlS: options.tokenTtlS ?? 300,
     audit: (e) => audit.push(e),
     scryptN: 1024,
+    ...(options.keysLockWaitMs !== undefined ? { keysLockWaitMs: options.keysLockWaitMs } : {}),
     now: c.now,
     timer: false,
   });

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRedisStore } from '../../server/context/redis.js';
 import type { ContextStore } from '../../server/context/types.js';
-import { ISSUER, JWT_TYPE, TOKEN_EXCHANGE, assertion, clock, harness, postForm, registerAgent } from './harness.js';
+import { ISSUER, JWT_TYPE, TOKEN_EXCHANGE, agentKey, assertion, clock, harness, postForm, registerAgent } from './harness.js';
 import type { Harness } from './harness.js';
 
 const REDIS_URL = process.env.AGP_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -35,6 +35,22 @@ async function replicaStore(): Promise<ContextStore> {
 }
 
 describe('identity on the Redis store, two replicas', () => {
+  it('keeps every key when admins on two replicas add and remove keys of one agent at the same time', async () => {
+    const c = clock();
+    const a = await harness({ store: await replicaStore(), clock: c });
+    const b = await harness({ store: await replicaStore(), clock: c });
+    harnesses.push(a, b);
+    const first = await registerAgent(a, 'keyring-bot');
+    const keys = await Promise.all(Array.from({ length: 8 }, () => agentKey()));
+    const results = await Promise.all([
+      ...keys.map((k, i) => (i % 2 === 0 ? a : b).identity.credentials.registerKey('keyring-bot', k.publicJwk)),
+      b.identity.credentials.removeKey('keyring-bot', first.thumbprint),
+    ]);
+    expect(results.map((r) => (typeof r === 'boolean' ? r : r.ok && r.created))).toEqual([...keys.map(() => true), true]);
+    const listed = (await b.identity.credentials.listKeys('keyring-bot')).map((k) => k.thumbprint).sort();
+    expect(listed).toEqual(keys.map((k) => k.thumbprint).sort());
+  });
+
   it('shares keys, rejects a replayed assertion on the other replica, and shares revocations', async () => {
     const c = clock();
     const a = await harness({ store: await replicaStore(), clock: c });
