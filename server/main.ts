@@ -39,6 +39,7 @@ environment only:
   ${CONFIG_ENV.redisPrefix}, ${CONFIG_ENV.requireRegisteredAgents}, ${CONFIG_ENV.audit} (file|stdout|none), ${CONFIG_ENV.auditHmacKey},
   ${CONFIG_ENV.auditBuffer}, ${CONFIG_ENV.bodyLimit}, ${CONFIG_ENV.maxBatch}, ${CONFIG_ENV.shutdownTimeoutMs}
   identity: AGP_ISSUER, AGP_KEY_ENCRYPTION_KEY, AGP_TOKEN_TTL, AGP_KEY_ROTATE_EVERY, AGP_TRUSTED_ISSUERS
+  anomalies: AGP_ANOMALY_RATE_Z, AGP_ANOMALY_DENY_RATIO, AGP_ANOMALY_NEW_RESOURCES
 See docs/ops.md for every setting. Reload policies with SIGHUP or POST /v1/admin/policies/reload.`;
 
 export interface RunningServer {
@@ -250,6 +251,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
     });
   });
   store.onAnomaly((event) => {
+    metrics.anomaly(event.kind);
     audit?.write({ kind: 'anomaly', agent: event.agent, anomaly: event.kind, value: event.value, threshold: event.threshold, time: new Date(event.at).toISOString() });
   });
 
@@ -364,6 +366,12 @@ export async function serve(argv: readonly string[], io: ServeIO = { err: (t) =>
   const ids = identitySettings(loaded.config, options.env ?? process.env);
   if (ids.errors.length > 0) {
     for (const e of ids.errors) io.err(`agp serve: ${e}\n`);
+    return 2;
+  }
+  try {
+    contextConfigFromEnv(options.env ?? process.env);
+  } catch (err) {
+    io.err(`agp serve: ${(err as Error).message}\n`);
     return 2;
   }
 

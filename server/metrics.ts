@@ -22,6 +22,8 @@ export interface AppMetrics extends DecisionObserver {
   readonly registry: Registry;
   policyReload(ok: boolean, seconds: number): void;
   storeError(operation: string): void;
+  /** An anomaly the behaviour analytics reported (`rate`, `deny_ratio`, `new_resource`). */
+  anomaly(kind: string): void;
   setSources(sources: ScrapeSources): void;
   /** The Prometheus text exposition. */
   render(): Promise<string>;
@@ -122,6 +124,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
     name: 'agp_context_denies_total',
     help: 'Denies decided before the policies: unknown or inactive agent, store unavailable, request outside the agent token scope',
     labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  const anomalies = new Counter({
+    name: 'agp_anomalies_total',
+    help: 'Anomalies the behaviour analytics reported, by kind (rate, deny_ratio, new_resource)',
+    labelNames: ['kind'] as const,
     registers: [registry],
   });
   const reloads = new Counter({
@@ -235,6 +243,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
     },
     storeError(operation) {
       storeErrors.labels(operation).inc();
+    },
+    anomaly(kind) {
+      anomalies.labels(kind).inc();
     },
     setSources(s) {
       sources = s;

@@ -25,6 +25,12 @@ export interface BehaviorOptions {
   rateZThreshold?: number;
   /** `deny_ratio` at or above which a `deny_ratio` anomaly is emitted. Default 0.5. */
   denyRatioThreshold?: number;
+  /**
+   * Resources touched for the first time within one minute at or above which a
+   * `new_resource` anomaly is emitted (an agent sweeping through records it never used),
+   * once the agent is past its warm-up. Default 20.
+   */
+  newResourceThreshold?: number;
   /** Resource keys remembered per agent (least recently used forgotten first). Default 4096. */
   maxResources?: number;
   /** Resource types remembered per agent. Default 256. */
@@ -90,6 +96,9 @@ interface AgentBehavior {
   newTypes: string[];
   rateAnomalyMinute: number;
   denyAnomalyAt: number;
+  /** Resources touched for the first time in `minute`, and the minute of the last such anomaly. */
+  newThisMinute: number;
+  newAnomalyMinute: number;
   hydrated: boolean;
   /** Second-chance flag of the agent map's CLOCK eviction. */
   used: boolean;
@@ -163,6 +172,7 @@ export class BehaviorTracker {
   private readonly denyWindowMs: number;
   readonly rateZThreshold: number;
   readonly denyRatioThreshold: number;
+  readonly newResourceThreshold: number;
   private readonly maxResources: number;
   private readonly maxTypes: number;
   private readonly maxAgents: number;
@@ -179,6 +189,7 @@ export class BehaviorTracker {
     this.denyMinSamples = options.denyMinSamples ?? 10;
     this.rateZThreshold = options.rateZThreshold ?? 6;
     this.denyRatioThreshold = options.denyRatioThreshold ?? 0.5;
+    this.newResourceThreshold = Math.max(1, options.newResourceThreshold ?? 20);
     this.maxResources = Math.max(1, options.maxResources ?? 4096);
     this.maxTypes = Math.max(1, options.maxResourceTypes ?? 256);
     this.maxAgents = Math.max(1, options.maxAgents ?? 50_000);
@@ -253,6 +264,14 @@ export class BehaviorTracker {
     if (z >= this.rateZThreshold && state.rateAnomalyMinute !== minute) {
       state.rateAnomalyMinute = minute;
       this.emit({ agent: agentId, kind: 'rate', value: z, threshold: this.rateZThreshold, at: now });
+    }
+    if (newResource) {
+      state.newThisMinute++;
+      // A young agent touches nothing but new resources: only past its warm-up is it a sweep.
+      if (state.newThisMinute >= this.newResourceThreshold && state.folded >= this.warmup && state.newAnomalyMinute !== minute) {
+        state.newAnomalyMinute = minute;
+        this.emit({ agent: agentId, kind: 'new_resource', value: state.newThisMinute, threshold: this.newResourceThreshold, at: now });
+      }
     }
     if (!allowed) {
       const ratio = this.denyRatio(state, now);
@@ -385,6 +404,8 @@ export class BehaviorTracker {
       newTypes: [],
       rateAnomalyMinute: NaN,
       denyAnomalyAt: -Infinity,
+      newThisMinute: 0,
+      newAnomalyMinute: NaN,
       hydrated: false,
       used: false,
       cycle: -1,
@@ -430,6 +451,7 @@ export class BehaviorTracker {
     }
     state.pending = 0;
     state.minute = minute;
+    state.newThisMinute = 0;
     state.local = 0;
     state.others = 0;
     state.flushed = 0;

@@ -56,7 +56,7 @@ export async function createContextStore(config: ContextStoreConfig = {}): Promi
   return store;
 }
 
-/** Reads the store settings from the environment (`AGP_REDIS_*`, `AGP_CONTEXT_*`). */
+/** Reads the store settings from the environment (`AGP_REDIS_*`, `AGP_CONTEXT_*`, `AGP_ANOMALY_*`). */
 export function contextConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ContextStoreConfig {
   const config: ContextStoreConfig = {};
   const num = (name: string): number | undefined => {
@@ -73,5 +73,17 @@ export function contextConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Cont
   if (ttl !== undefined) config.cacheTtlMs = ttl;
   const stale = num('AGP_CONTEXT_STALE_MAX_MS');
   if (stale !== undefined) config.staleMaxMs = stale;
+  // Anomaly thresholds of the behaviour analytics (docs/context.md).
+  const behavior: BehaviorOptions = {};
+  const rateZ = num('AGP_ANOMALY_RATE_Z');
+  if (rateZ !== undefined) behavior.rateZThreshold = rateZ;
+  const denyRatio = num('AGP_ANOMALY_DENY_RATIO');
+  if (denyRatio !== undefined) {
+    if (denyRatio > 1) throw new Error(`invalid \`AGP_ANOMALY_DENY_RATIO\`: \`${env.AGP_ANOMALY_DENY_RATIO}\` is not a ratio from 0 to 1`);
+    behavior.denyRatioThreshold = denyRatio;
+  }
+  const newResources = num('AGP_ANOMALY_NEW_RESOURCES');
+  if (newResources !== undefined) behavior.newResourceThreshold = newResources;
+  if (Object.keys(behavior).length > 0) config.behavior = behavior;
   return config;
 }

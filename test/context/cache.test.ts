@@ -69,6 +69,27 @@ describe('behaviour bounds', () => {
     expect(tracker.figures('a', 'doc:1', 130 * MIN + 100).rate_z).toBeGreaterThan(6);
   });
 
+  it('reports an agent sweeping through resources it never touched, once it is past its warm-up', () => {
+    const MIN = 60_000;
+    const tracker = new BehaviorTracker({ warmupMinutes: 3, newResourceThreshold: 20 });
+    const events: { kind: string; value: number; at: number }[] = [];
+    // (The burst also raises a `rate` anomaly; only the sweep is looked at here.)
+    tracker.onAnomaly((e) => e.kind === 'new_resource' && events.push(e));
+    // A new agent's first minute is all new resources: no anomaly during the warm-up.
+    for (let i = 0; i < 30; i++) tracker.record('a', `doc:${i}`, true, i);
+    // Four quiet minutes on the same few documents.
+    for (let m = 1; m < 5; m++) for (let i = 0; i < 10; i++) tracker.record('a', `doc:${i % 3}`, true, m * MIN + i);
+    expect(events).toEqual([]);
+    // Minute 5: nineteen new documents is under the threshold, the twentieth crosses it, once.
+    for (let i = 0; i < 19; i++) tracker.record('a', `doc:new-${i}`, true, 5 * MIN + i);
+    expect(events).toEqual([]);
+    for (let i = 19; i < 40; i++) tracker.record('a', `doc:new-${i}`, true, 5 * MIN + i);
+    expect(events.map((e) => [e.kind, e.value, e.at])).toEqual([['new_resource', 20, 5 * MIN + 19]]);
+    // The count starts again each minute.
+    for (let i = 0; i < 19; i++) tracker.record('a', `doc:next-${i}`, true, 6 * MIN + i);
+    expect(events).toHaveLength(1);
+  });
+
   it('queues deny-window deltas per 30 s bucket for a shared store and adds what other replicas counted', () => {
     const tracker = new BehaviorTracker({ shared: true });
     const B = 30_000;

@@ -31,4 +31,14 @@ describe('createContextStore', () => {
     expect(() => contextConfigFromEnv({ AGP_CONTEXT_STALE_MAX_MS: 'soon' })).toThrow(/AGP_CONTEXT_STALE_MAX_MS/);
     expect(contextConfigFromEnv({ AGP_REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
   });
+
+  it('reads the anomaly thresholds, and refuses a deny ratio above 1', () => {
+    expect(contextConfigFromEnv({ AGP_ANOMALY_RATE_Z: '4', AGP_ANOMALY_DENY_RATIO: '0.3', AGP_ANOMALY_NEW_RESOURCES: '50' }).behavior).toEqual({
+      rateZThreshold: 4,
+      denyRatioThreshold: 0.3,
+      newResourceThreshold: 50,
+    });
+    expect(contextConfigFromEnv({}).behavior).toBeUndefined();
+    expect(() => contextConfigFromEnv({ AGP_ANOMALY_DENY_RATIO: '2' })).toThrow(/AGP_ANOMALY_DENY_RATIO.*ratio from 0 to 1/);
+  });
 });

@@ -73,6 +73,9 @@ describe('agp serve', () => {
     const out2: string[] = [];
     expect(await serve(['--bogus'], { err: (s) => void out2.push(s) }, { env: {} })).toBe(2);
     expect(out2[0]).toMatch(/^agp serve: unknown option '--bogus'/);
+    const out3: string[] = [];
+    expect(await serve([], { err: (s) => void out3.push(s) }, { env: { AGP_ANOMALY_DENY_RATIO: '2' } })).toBe(2);
+    expect(out3).toEqual(['agp serve: invalid `AGP_ANOMALY_DENY_RATIO`: `2` is not a ratio from 0 to 1\n']);
   });
 
   it('serves a non-loopback host when keys are configured', async () => {
@@ -135,6 +138,27 @@ describe('agp serve', () => {
     } finally {
       await s.close();
     }
+  });
+
+  it('sends behaviour anomalies to the audit log and to /metrics, with thresholds from the environment', async () => {
+    const d = tmp();
+    const auditFile = join(d, 'audit.jsonl');
+    const s = await start(config({ audit: 'file', auditFile }), { env: { AGP_ANOMALY_DENY_RATIO: '0.8' } });
+    try {
+      const agent = READ_TRANSACTIONS['agent'] as Record<string, unknown>;
+      // An action no policy allows: every decision is a deny; the 10th fills the window.
+      const deny = { ...READ_TRANSACTIONS, agent: { ...agent, id: 'denied-bot' }, action: 'drop_everything' };
+      for (let i = 0; i < 12; i++) {
+        const r = await fetch(`${s.url}/v1/decide`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(deny) });
+        expect((await r.json()) as { decision: string }).toMatchObject({ decision: 'deny' });
+      }
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      expect(metrics).toMatch(/^agp_anomalies_total\{kind="deny_ratio"\} 1$/m);
+    } finally {
+      await s.close();
+    }
+    const anomalies = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['kind'] === 'anomaly');
+    expect(anomalies).toEqual([expect.objectContaining({ agent: 'denied-bot', anomaly: 'deny_ratio', value: 1, threshold: 0.8 })]);
   });
 
   it('finishes in-flight requests and flushes the audit log on shutdown', async () => {
