@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import type { Streams } from './output.js';
-import { formatDiagnostic, summarizeDiagnostics, UsageError } from './output.js';
+import { formatDiagnostic, progress, summarizeDiagnostics, UsageError } from './output.js';
 import type { Diagnostic } from '../engine/diagnostics.js';
 import { hasErrors, sortDiagnostics } from '../engine/diagnostics.js';
 import { loadPolicySet } from '../engine/load.js';
@@ -66,13 +66,23 @@ export type Loaded = Awaited<ReturnType<typeof loadPolicySet>> & { sources: Map<
  * diagnostics (text or JSON is the caller's business via `print`). I/O problems are
  * usage errors (exit 2).
  */
-export async function loadPaths(paths: string[]): Promise<Loaded> {
+/** Reads and loads the policy set under `paths`; a progress line on a terminal if it is slow. */
+export async function loadPaths(paths: string[], streams?: Streams): Promise<Loaded> {
   if (paths.length === 0) throw new UsageError('no policy paths given');
+  const bar = streams === undefined ? undefined : progress(streams);
+  bar?.update('reading policy files');
   const read = await readPolicySources(paths);
   const ioErrors = read.diagnostics.filter((d) => d.code === 'agp_io_error');
-  if (ioErrors.length > 0) throw new UsageError(oneLine(ioErrors.map((d) => d.message)));
-  if (read.sources.length === 0) throw new UsageError(`no .agp files under ${paths.map((p) => `\`${p}\``).join(', ')}`);
-  const loaded = loadPolicySet(read.sources);
+  if (ioErrors.length > 0) {
+    bar?.done();
+    throw new UsageError(oneLine(ioErrors.map((d) => d.message)));
+  }
+  if (read.sources.length === 0) {
+    bar?.done();
+    throw new UsageError(`no .agp files under ${paths.map((p) => `\`${p}\``).join(', ')}`);
+  }
+  const loaded = bar === undefined ? loadPolicySet(read.sources) : loadPolicySet(read.sources, { onProgress: (step) => bar.update(step) });
+  bar?.done();
   const sources = new Map(read.sources.map((s) => [s.path, s.text]));
   return { ...loaded, diagnostics: sortDiagnostics([...read.diagnostics, ...loaded.diagnostics]), sources };
 }

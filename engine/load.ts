@@ -41,17 +41,25 @@ export function policySetRevision(sources: readonly PolicySource[]): string {
   return `sha256:${hash.digest('hex')}`;
 }
 
+export interface LoadOptions {
+  /** Told what the load is doing (`parsing 3/20 files`, `type-checking`, `compiling`), for a progress line. */
+  onProgress?: (step: string) => void;
+}
+
 /** Parses, checks and compiles a policy set. Files ending `.test.agp` hold its tests. */
-export function loadPolicySet(sources: readonly PolicySource[]): LoadResult {
+export function loadPolicySet(sources: readonly PolicySource[], options: LoadOptions = {}): LoadResult {
+  const progress = options.onProgress;
   const diagnostics: Diagnostic[] = [];
   const files: PolicyFile[] = [];
   const texts = new Map<string, string>();
   for (const s of sources) {
+    progress?.(`parsing ${files.length + 1}/${sources.length} files`);
     const parsed = parseFile(s.path, s.text);
     files.push(parsed.file);
     diagnostics.push(...parsed.diagnostics);
     texts.set(s.path, s.text);
   }
+  progress?.(`type-checking ${sources.length} files`);
   const checked = checkPolicySet(files, { sources: texts, revision: policySetRevision(sources) });
   // A line with a syntax error was recovered by guessing; what the checker says about that
   // line is most likely an echo of the syntax error (`'a'` lexed as the name `a`), so the
@@ -68,6 +76,7 @@ export function loadPolicySet(sources: readonly PolicySource[]): LoadResult {
   const policyErrors = sorted.some((d) => d.severity === 'error' && !isTestFile(d.file));
   if (checked.ir && !policyErrors) {
     result.ir = checked.ir;
+    progress?.(`compiling ${checked.ir.policies.length} policies`);
     result.policySet = createPolicySet(checked.ir);
   }
   return result;

@@ -69,7 +69,7 @@ Examples:
     const samples = count('samples', values.samples, 200);
     const batch = count('batch', values.batch, 1000);
     const body = await readRequestInput(values.input, values.request);
-    const loaded = await loadPaths(values.policies ?? ['policies']);
+    const loaded = await loadPaths(values.policies ?? ['policies'], streams);
     if (hasErrors(loaded.diagnostics) || !loaded.policySet) {
       printDiagnostics(streams, loaded.diagnostics, loaded.sources);
       return 1;

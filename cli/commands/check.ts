@@ -26,7 +26,7 @@ Examples:
   async run(argv, streams) {
     const { values, positionals } = parse(argv, { format: { type: 'string' } });
     const format = oneOf('format', values.format, ['text', 'json'] as const, 'text');
-    const loaded = await loadPaths(positionals);
+    const loaded = await loadPaths(positionals, streams);
     const failed = hasErrors(loaded.diagnostics);
     if (format === 'json') {
       streams.out(`${JSON.stringify({ ok: !failed, files: [...loaded.sources.keys()], diagnostics: loaded.diagnostics }, null, 2)}\n`);

@@ -53,7 +53,7 @@ Examples:
     const format = oneOf('format', values.format, ['text', 'json'] as const, 'text');
     const body = await readRequestInput(values.input, values.request);
     const now = parseNow(values.now);
-    const loaded = await loadPaths(values.policies ?? ['policies']);
+    const loaded = await loadPaths(values.policies ?? ['policies'], streams);
     if (hasErrors(loaded.diagnostics) || !loaded.policySet) {
       printDiagnostics(streams, loaded.diagnostics, loaded.sources);
       if (format === 'json') streams.out(`${JSON.stringify({ error: { code: 'policy_errors', message: 'the policy set has errors', diagnostics: loaded.diagnostics } }, null, 2)}\n`);

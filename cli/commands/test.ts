@@ -69,7 +69,7 @@ Examples:
         throw new UsageError(`--run is not a valid regular expression: \`${values.run}\``);
       }
     }
-    const loaded = await loadPaths(positionals);
+    const loaded = await loadPaths(positionals, streams);
     if (hasErrors(loaded.diagnostics) || !loaded.policySet) {
       printDiagnostics(streams, loaded.diagnostics, loaded.sources);
       streams.err('the policy set has errors: no test was run\n');

@@ -4,7 +4,7 @@
 // decision. The progress line is checked in-process and on a terminal.
 
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agp, ensureBuilt, ROOT, scratchDir } from './helpers.js';
@@ -124,6 +124,25 @@ describe('on a terminal', { timeout: 120_000 }, () => {
     expect(out.lastIndexOf(erase)).toBeLessThan(out.indexOf('decision: permit'));
     expect(out.slice(out.lastIndexOf(erase) + erase.length).trimStart().startsWith('decision: permit')).toBe(true);
     expect(out).toMatch(/compiled +median/);
+  });
+
+  it('shows what a slow load is doing (parsing, type-checking, compiling) and erases it before the result', async () => {
+    // 48,000 generated policies in 48 files: several seconds to load on these machines.
+    const dir = join(scratch.dir, 'big-set');
+    mkdirSync(dir, { recursive: true });
+    cpSync(join(ROOT, 'policies', 'schema.agp'), join(dir, 'schema.agp'));
+    for (let f = 0; f < 48; f++) {
+      let text = '';
+      for (let i = 0; i < 1000; i++) {
+        const n = f * 1000 + i;
+        text += `policy p${n} {\n  on action == "act_${n}" and resource.type == "transactions"\n  permit if agent.confidence > 0.5 and risk < 50\n}\n\n`;
+      }
+      writeFileSync(join(dir, `gen${f}.agp`), text);
+    }
+    const out = await onTerminal(`check ${JSON.stringify(dir)}`, { NO_COLOR: '1' });
+    const erase = '\r\u001b[2K';
+    expect(out).toMatch(new RegExp(`${erase.replace('[', '\\[')}(parsing \\d+/49 files|type-checking 49 files|compiling 48000 policies)`));
+    expect(out.lastIndexOf(erase)).toBeLessThan(out.indexOf('ok: 49 files, 48000 policies'));
   });
 });
 
