@@ -62,11 +62,10 @@ export function oneLine(messages: readonly string[]): string {
 export type Loaded = Awaited<ReturnType<typeof loadPolicySet>> & { sources: Map<string, string> };
 
 /**
- * Reads every `.agp` file under `paths` and loads them as one policy set. Prints
- * diagnostics (text or JSON is the caller's business via `print`). I/O problems are
- * usage errors (exit 2).
+ * Reads every `.agp` file under `paths` and loads them as one policy set (diagnostics are
+ * the caller's to print, as text or JSON). I/O problems are usage errors (exit 2). With
+ * `streams`, a slow load shows a progress line on a terminal.
  */
-/** Reads and loads the policy set under `paths`; a progress line on a terminal if it is slow. */
 export async function loadPaths(paths: string[], streams?: Streams): Promise<Loaded> {
   if (paths.length === 0) throw new UsageError('no policy paths given');
   const bar = streams === undefined ? undefined : progress(streams);
