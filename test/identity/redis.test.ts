@@ -2,13 +2,12 @@
 // signing keys, single-use assertion jtis and token revocations.
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { REDIS_URL, cleanupPrefix } from '../context/redis-helpers.js';
 import { createRedisStore } from '../../server/context/redis.js';
 import type { ContextStore } from '../../server/context/types.js';
 import { ISSUER, JWT_TYPE, TOKEN_EXCHANGE, agentKey, assertion, clock, harness, postForm, registerAgent } from './harness.js';
 import type { Harness } from './harness.js';
 
-const REDIS_URL = process.env.AGP_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `agptest:identity:${randomBytes(6).toString('hex')}`;
 const stores: ContextStore[] = [];
 const harnesses: Harness[] = [];
@@ -17,14 +16,7 @@ afterAll(async () => {
   for (const h of harnesses) await h.close();
   for (const s of stores) await s.close();
   // Remove exactly this run's keys (never FLUSHDB).
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
+  await cleanupPrefix(PREFIX);
 });
 
 async function replicaStore(): Promise<ContextStore> {

@@ -3,9 +3,9 @@
 // a new model version set through one process are seen by the other within a second.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../cli/helpers.js';
+import { cleanupPrefix } from '../context/redis-helpers.js';
 import { FRAUDBOT_ATTRIBUTES } from './helpers.js';
 import { call, startAgp, stopProcess, type AgpProcess } from './process-helpers.js';
 
@@ -57,14 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([stopProcess(a?.child), stopProcess(b?.child)]);
-  const redis = new Redis('redis://127.0.0.1:6379');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  await redis.quit();
+  await cleanupPrefix(PREFIX, 'redis://127.0.0.1:6379');
 });
 
 describe('two agp serve processes on one Redis', { timeout: 60_000 }, () => {
