@@ -4,13 +4,12 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { ValidationIssue } from '../../engine/decision.js';
 import type { Json } from '../../engine/ir.js';
 import type { Auth } from '../auth.js';
 import type { AgentRecord, ContextStore, GrantRecord } from '../context/types.js';
 import type { AuditSink, PolicySource } from '../decider.js';
 import type { AppMetrics } from '../metrics.js';
-import { adminStoreErrorHandler, errorBody, invalidRequest, requireCaller } from './errors.js';
+import { adminRecorder, adminStoreErrorHandler, errorBody, invalidRequest, requireCaller, zodIssues } from './errors.js';
 
 export interface AgentRoutesOptions {
   store: ContextStore;
@@ -69,9 +68,6 @@ export function grantJson(g: GrantRecord, now: number): { [k: string]: Json } {
   };
 }
 
-function zodIssues(error: z.ZodError): ValidationIssue[] {
-  return error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message.toLowerCase() }));
-}
 
 
 export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions): Promise<void> {
@@ -79,9 +75,7 @@ export async function agentRoutes(app: FastifyInstance, opts: AgentRoutesOptions
   const clock = opts.clock ?? Date.now;
   const onRequest = requireCaller(opts.auth, 'admin');
 
-  function record(request: FastifyRequest, operation: string, target: string, detail: { [k: string]: Json } = {}): void {
-    audit?.write({ kind: 'admin', operation, actor: request.caller, target, outcome: 'ok', detail, request_id: request.id });
-  }
+  const record = adminRecorder(audit);
 
   app.setErrorHandler(adminStoreErrorHandler(metrics, 'admin store'));
 

@@ -3,8 +3,11 @@
 // only a generic message and the request id, never an internal message or a stack.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import type { ValidationIssue } from '../../engine/decision.js';
+import type { Json } from '../../engine/ir.js';
 import { WWW_AUTHENTICATE, type Auth, type Scope } from '../auth.js';
+import type { AuditSink } from '../decider.js';
 
 export type ErrorCode =
   | 'invalid_request'
@@ -57,6 +60,18 @@ declare module 'fastify' {
     /** Who called: `anonymous` (no keys configured), `admin`, or `key:<digest prefix>`. */
     caller: string;
   }
+}
+
+/** Zod's issues as the API's `{path, message}`; `whole` names an issue of the value itself. */
+export function zodIssues(error: z.ZodError, whole = '(body)'): ValidationIssue[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join('.') || whole, message: i.message.toLowerCase() }));
+}
+
+/** The admin routes' audit lines: one change, by the caller, with the request id. */
+export function adminRecorder(audit: AuditSink | undefined) {
+  return (request: FastifyRequest, operation: string, target: string, detail: { [k: string]: Json } = {}): void => {
+    audit?.write({ kind: 'admin', operation, actor: request.caller, target, outcome: 'ok', detail, request_id: request.id });
+  };
 }
 
 /** 400 `invalid_request` naming the first bad field, with every issue. */

@@ -15,7 +15,7 @@ import type { ContextStore } from '../context/types.js';
 import type { AuditSink, PolicySource } from '../decider.js';
 import type { AppMetrics } from '../metrics.js';
 import type { AuthzenEntity } from './authzen.js';
-import { adminStoreErrorHandler, errorBody, invalidRequest, requireCaller } from './errors.js';
+import { adminRecorder, adminStoreErrorHandler, errorBody, invalidRequest, requireCaller, zodIssues } from './errors.js';
 
 /** The kv namespace of the registry. */
 export const RESOURCE_NS = 'resource';
@@ -140,9 +140,7 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
   const clock = opts.clock ?? Date.now;
   const onRequest = requireCaller(opts.auth, 'admin');
 
-  function record(request: FastifyRequest, operation: string, target: string, detail: { [k: string]: Json } = {}): void {
-    audit?.write({ kind: 'admin', operation, actor: request.caller, target, outcome: 'ok', detail, request_id: request.id });
-  }
+  const record = adminRecorder(audit);
 
   app.setErrorHandler(adminStoreErrorHandler(metrics, 'resource registry'));
 
@@ -189,7 +187,7 @@ export async function resourceRoutes(app: FastifyInstance, opts: ResourceRoutesO
 
   app.get('/v1/admin/resources', { onRequest }, async (request, reply) => {
     const q = listQuery.safeParse(request.query);
-    if (!q.success) return invalidRequest(reply, q.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(query)', message: i.message.toLowerCase() })));
+    if (!q.success) return invalidRequest(reply, zodIssues(q.error, '(query)'));
     let after: string | null = null;
     if (q.data.cursor !== undefined) {
       after = decodeCursor(q.data.cursor);
