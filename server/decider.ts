@@ -2,12 +2,13 @@
 // context from the store, the merge rule, schema validation, the engine, behaviour
 // counters, metrics, audit. Protocol adapters only translate shapes around `decide`.
 
-import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Decision, Grant, PolicySet, ValidationIssue } from '../engine/decision.js';
 import { mergeAgent } from '../engine/agent-context.js';
 import type { JsonObject } from '../engine/agent-context.js';
-import type { AuditEntry, DecisionAuditEntry, RejectedAuditEntry } from './audit.js';
+import type { AuditEntry } from './audit.js';
+import { decisionEntry, isObject, readString, rejectedEntry, subjectOf, type RawObject } from './decision-audit.js';
+import { decisionId } from './decision-ids.js';
 import type { AgentContext, ContextStore, GrantRecord } from './context/types.js';
 import { endDecisionSpan, startDecisionSpan, tracingActive } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
@@ -100,79 +101,9 @@ export const REASON_OUT_OF_SCOPE = 'the agent token does not cover this request'
 
 export type ContextDenyStatus = 'unknown' | 'inactive' | 'unavailable' | 'out_of_scope';
 
-// ---------------------------------------------------------------- decision ids
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const C: readonly string[] = CROCKFORD.split('');
-const pool = Buffer.alloc(4096);
-let poolOffset = pool.length;
-let lastMs = -1;
-let lastTime = '';
-
-/** 40 random bits (5 bytes of the pool from `o`) as 8 Crockford characters. */
-function eight(o: number): string {
-  const b0 = pool[o]!;
-  const b1 = pool[o + 1]!;
-  const b2 = pool[o + 2]!;
-  const b3 = pool[o + 3]!;
-  const b4 = pool[o + 4]!;
-  return (
-    C[b0 >> 3]! +
-    C[((b0 & 7) << 2) | (b1 >> 6)]! +
-    C[(b1 >> 1) & 31]! +
-    C[((b1 & 1) << 4) | (b2 >> 4)]! +
-    C[((b2 & 15) << 1) | (b3 >> 7)]! +
-    C[(b3 >> 2) & 31]! +
-    C[((b3 & 3) << 3) | (b4 >> 5)]! +
-    C[b4 & 31]!
-  );
-}
-
-/**
- * A ULID: 10 Crockford base32 characters of epoch milliseconds then 16 of randomness, so
- * ids sort by time. Randomness comes from a pooled CSPRNG buffer (one syscall per 400 ids);
- * the time prefix is reused within a millisecond. On the hot path: about 0.2 µs.
- */
-export function decisionId(now: number): string {
-  const ms = Math.floor(now);
-  if (ms !== lastMs) {
-    let time = '';
-    let t = ms;
-    for (let i = 0; i < 10; i++) {
-      time = C[t % 32]! + time;
-      t = Math.floor(t / 32);
-    }
-    lastMs = ms;
-    lastTime = time;
-  }
-  if (poolOffset + 10 > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const id = lastTime + eight(poolOffset) + eight(poolOffset + 5);
-  poolOffset += 10;
-  return id;
-}
-
-let isoMs = Number.NaN;
-let isoText = '';
-
-/** `new Date(ms).toISOString()`, reused within a millisecond (many decisions share one). */
-function isoTime(ms: number): string {
-  if (ms !== isoMs) {
-    isoText = new Date(ms).toISOString();
-    isoMs = ms;
-  }
-  return isoText;
-}
-
 // ---------------------------------------------------------------- the pipeline
 
-type RawObject = { [k: string]: unknown };
-
-function isObject(v: unknown): v is RawObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { decisionId } from './decision-ids.js';
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown }).then === 'function';
@@ -189,32 +120,6 @@ function toGrants(records: readonly GrantRecord[]): Grant[] {
 
 const EMPTY_GRANTS: readonly Grant[] = Object.freeze([]);
 
-function readString(o: unknown, key: string): string | null {
-  if (!isObject(o)) return null;
-  const v = o[key];
-  return typeof v === 'string' ? v : null;
-}
-
-/** What the audit line says about a request, read from the raw body (before validation). */
-interface Subject {
-  agent: string | null;
-  action: string | null;
-  resource: { type: string; id: string } | null;
-  onBehalfOf: string | null;
-}
-
-function subjectOf(raw: RawObject | null): Subject {
-  if (raw === null) return { agent: null, action: null, resource: null, onBehalfOf: null };
-  const type = readString(raw['resource'], 'type');
-  const id = readString(raw['resource'], 'id');
-  return {
-    agent: readString(raw['agent'], 'id'),
-    action: typeof raw['action'] === 'string' ? raw['action'] : null,
-    resource: type !== null || id !== null ? { type: type ?? '', id: id ?? '' } : null,
-    onBehalfOf: readString(raw['task'], 'on_behalf_of'),
-  };
-}
-
 function spanFor(meta: DecideMeta): Span | undefined {
   if (!tracingActive()) return undefined;
   const start: { headers?: Record<string, string | string[] | undefined>; requestId: string; api?: string } = { requestId: meta.requestId };
@@ -227,124 +132,109 @@ function microseconds(started: number): number {
   return Math.round((performance.now() - started) * 1000);
 }
 
-export function createDecider(options: DeciderOptions): Decider {
-  const { policies, store, audit, metrics, requireRegisteredAgents } = options;
-  const clock = options.clock ?? Date.now;
+function unavailable(err: unknown): AgentContext {
+  return { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+}
 
-  function reject(
-    status: 400 | 503,
-    error: DecideError,
-    meta: DecideMeta,
-    now: number,
-    started: number,
-    raw: RawObject | null,
-    revision: string | undefined,
-    span: Span | undefined,
-  ): DecideOutcome {
-    metrics?.rejected(error.code);
+/** One call's state as it moves through the pipeline. */
+interface Call {
+  set: PolicySet;
+  meta: DecideMeta;
+  /** Epoch milliseconds: the clock reading of the call (one per batch). */
+  now: number;
+  /** `performance.now()` when the call started (latency). */
+  started: number;
+  span: Span | undefined;
+}
+
+/**
+ * The decision pipeline: the steps of one decision as named methods, in order —
+ * `decide` → `decideWith` (body shape, agent id, store lookup) → `evaluate` (registry
+ * state, merge rule, validation, token scope, engine) → `finish` (id, metrics, audit) or
+ * `reject` (400/503, audit).
+ */
+export class DecisionPipeline implements Decider {
+  readonly policies: PolicySource;
+  readonly store: ContextStore;
+  private readonly audit: AuditSink | undefined;
+  private readonly metrics: DecisionObserver | undefined;
+  private readonly clock: () => number;
+  private readonly requireRegisteredAgents: boolean;
+
+  constructor(options: DeciderOptions) {
+    this.policies = options.policies;
+    this.store = options.store;
+    this.audit = options.audit;
+    this.metrics = options.metrics;
+    this.clock = options.clock ?? Date.now;
+    this.requireRegisteredAgents = options.requireRegisteredAgents;
+  }
+
+  decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {
+    const started = performance.now();
+    const now = this.clock();
+    const set = this.policies.current;
+    if (set === undefined) return this.noPolicies(meta, now, started, isObject(raw) ? raw : null);
+    return this.decideWith(set, raw, meta, now, started);
+  }
+
+  decideMany(raws: readonly unknown[], meta: DecideMeta): DecideOutcome[] | Promise<DecideOutcome[]> {
+    const now = this.clock();
+    // One policy set and one clock reading for the whole batch, even across a reload.
+    const set = this.policies.current;
+    const out: (DecideOutcome | Promise<DecideOutcome>)[] = new Array<DecideOutcome | Promise<DecideOutcome>>(raws.length);
+    let pending = false;
+    for (let i = 0; i < raws.length; i++) {
+      const started = performance.now();
+      const raw = raws[i];
+      const r = set === undefined ? this.noPolicies(meta, now, started, isObject(raw) ? raw : null) : this.decideWith(set, raw, meta, now, started);
+      if (isThenable(r)) pending = true;
+      out[i] = r;
+    }
+    return pending ? Promise.all(out) : (out as DecideOutcome[]);
+  }
+
+  /** The body's shape and the agent id, then the agent's context (sync on a cache hit). */
+  private decideWith(set: PolicySet, raw: unknown, meta: DecideMeta, now: number, started: number): DecideOutcome | Promise<DecideOutcome> {
+    // Undefined (no allocation) unless an OpenTelemetry SDK is registered.
+    const span = spanFor(meta);
     if (span !== undefined) {
-      const s = subjectOf(raw);
-      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, status, errorCode: error.code, ...(revision !== undefined ? { revision } : {}) });
+      const id = span.spanContext().traceId;
+      if (id !== '00000000000000000000000000000000') meta = { ...meta, traceId: id };
     }
-    if (audit !== undefined) {
-      const s = subjectOf(raw);
-      const entry: RejectedAuditEntry = {
-        kind: 'rejected',
-        decision_id: decisionId(now),
-        time: isoTime(now),
-        agent: s.agent,
-        action: s.action,
-        resource: s.resource,
-        status,
-        error: error.issues === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, issues: error.issues },
-        latency_us: microseconds(started),
-        request_id: meta.requestId,
-      };
-      if (s.onBehalfOf !== null) entry.on_behalf_of = s.onBehalfOf;
-      if (revision !== undefined) entry.revision = revision;
-      if (meta.traceId !== undefined) entry.trace_id = meta.traceId;
-      if (meta.api !== undefined) entry.api = meta.api;
-      audit.write(entry);
+    const call: Call = { set, meta, now, started, span };
+    const body = isObject(raw) ? raw : null;
+    if (body === null) {
+      const issues = [{ path: '', message: 'expected a JSON object' }];
+      return this.reject(call, 400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, null);
     }
-    return { ok: false, status, error };
+    const agent = body['agent'];
+    const agentId = readString(agent, 'id');
+    if (agentId === null || agentId.length === 0) {
+      const issue: ValidationIssue = isObject(agent)
+        ? { path: 'agent.id', message: 'expected a non-empty string' }
+        : { path: 'agent', message: 'expected an object with at least `id`' };
+      return this.reject(call, 400, { code: 'invalid_request', message: `${issue.path}: ${issue.message}`, issues: [issue] }, body);
+    }
+
+    let ctx: AgentContext | Promise<AgentContext>;
+    try {
+      ctx = this.store.agentContext(agentId, now);
+    } catch (err) {
+      ctx = unavailable(err);
+    }
+    if (isThenable(ctx)) {
+      return ctx.then(
+        (c) => this.evaluate(call, c, body, agentId),
+        (err: unknown) => this.evaluate(call, unavailable(err), body, agentId),
+      );
+    }
+    return this.evaluate(call, ctx, body, agentId);
   }
 
-  function finish(decision: Decision, meta: DecideMeta, now: number, started: number, raw: RawObject, span: Span | undefined): DecideOutcome {
-    const id = decisionId(now);
-    if (span !== undefined) {
-      const s = subjectOf(raw);
-      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, effect: decision.effect, risk: decision.risk, revision: decision.revision, decisionId: id });
-    }
-    // The engine returns a fresh decision; copy only if some evaluator ever freezes it.
-    const out = (Object.isExtensible(decision) ? decision : { ...decision }) as DecidedDecision;
-    out.decision_id = id;
-    const elapsed = performance.now() - started;
-    metrics?.decision(decision.effect, elapsed / 1000);
-    if (audit !== undefined) {
-      // The subject read straight from the body: this runs for every decision.
-      const resource = raw['resource'];
-      const type = readString(resource, 'type');
-      const rid = readString(resource, 'id');
-      const action = raw['action'];
-      const entry: DecisionAuditEntry = {
-        kind: 'decision',
-        decision_id: id,
-        time: isoTime(now),
-        agent: readString(raw['agent'], 'id'),
-        action: typeof action === 'string' ? action : null,
-        resource: type !== null || rid !== null ? { type: type ?? '', id: rid ?? '' } : null,
-        effect: decision.effect,
-        allowed: decision.allowed,
-        risk: decision.risk,
-        policies: decision.policies,
-        reasons: decision.reasons,
-        revision: decision.revision,
-        latency_us: Math.round(elapsed * 1000),
-        request_id: meta.requestId,
-      };
-      const onBehalfOf = readString(raw['task'], 'on_behalf_of');
-      if (onBehalfOf !== null) entry.on_behalf_of = onBehalfOf;
-      if (meta.traceId !== undefined) entry.trace_id = meta.traceId;
-      if (meta.api !== undefined) entry.api = meta.api;
-      audit.write(entry);
-    }
-    return { ok: true, decision: out };
-  }
-
-  function contextDeny(
-    set: PolicySet,
-    status: ContextDenyStatus,
-    reason: string,
-    raw: RawObject,
-    meta: DecideMeta,
-    now: number,
-    started: number,
-    span: Span | undefined,
-  ): DecideOutcome {
-    metrics?.contextDeny(status);
-    const decision: Decision = {
-      effect: 'deny',
-      allowed: false,
-      risk: 0,
-      factors: {},
-      policies: [],
-      reasons: [reason],
-      obligations: {},
-      revision: set.revision,
-    };
-    return finish(decision, meta, now, started, raw, span);
-  }
-
-  function evaluate(
-    set: PolicySet,
-    ctx: AgentContext,
-    raw: RawObject,
-    agentId: string,
-    meta: DecideMeta,
-    now: number,
-    started: number,
-    span: Span | undefined,
-  ): DecideOutcome {
+  /** Registry state, merge rule, validation, token scope, then the engine. */
+  private evaluate(call: Call, ctx: AgentContext, raw: RawObject, agentId: string): DecideOutcome {
+    const { set, meta, now } = call;
     let registered: JsonObject | null = null;
     let registeredId: string | undefined;
     let grants: readonly Grant[] = EMPTY_GRANTS;
@@ -355,17 +245,17 @@ export function createDecider(options: DeciderOptions): Decider {
         if (ctx.grants.length > 0) grants = toGrants(ctx.grants);
         break;
       case 'unknown':
-        if (requireRegisteredAgents) return contextDeny(set, 'unknown', REASON_UNKNOWN_AGENT, raw, meta, now, started, span);
+        if (this.requireRegisteredAgents) return this.contextDeny(call, 'unknown', REASON_UNKNOWN_AGENT, raw);
         break;
       case 'inactive':
-        return contextDeny(set, 'inactive', REASON_DEACTIVATED, raw, meta, now, started, span);
+        return this.contextDeny(call, 'inactive', REASON_DEACTIVATED, raw);
       case 'unavailable':
-        return contextDeny(set, 'unavailable', REASON_STORE_UNAVAILABLE, raw, meta, now, started, span);
+        return this.contextDeny(call, 'unavailable', REASON_STORE_UNAVAILABLE, raw);
     }
 
     const resource = raw['resource'];
     const resourceKey = `${readString(resource, 'type') ?? ''}:${readString(resource, 'id') ?? ''}`;
-    const behavior = store.behavior(agentId, resourceKey, now) as unknown as JsonObject;
+    const behavior = this.store.behavior(agentId, resourceKey, now) as unknown as JsonObject;
     const input = {
       agent: mergeAgent(raw['agent'], registered, behavior, registeredId),
       action: raw['action'],
@@ -376,90 +266,76 @@ export function createDecider(options: DeciderOptions): Decider {
     if (!validation.ok) {
       const first = validation.issues[0];
       const message = first === undefined ? 'invalid request' : `${first.path}: ${first.message}`;
-      return reject(400, { code: 'invalid_request', message, issues: validation.issues }, meta, now, started, raw, set.revision, span);
+      return this.reject(call, 400, { code: 'invalid_request', message, issues: validation.issues }, raw);
     }
     if (meta.scope !== undefined) {
       const r = validation.request.resource;
       const covered = meta.scope(validation.request.action, { type: String(r['type'] ?? ''), id: String(r['id'] ?? '') });
       if (!covered) {
-        store.recordDecision(agentId, resourceKey, false, now);
-        return contextDeny(set, 'out_of_scope', REASON_OUT_OF_SCOPE, raw, meta, now, started, span);
+        this.store.recordDecision(agentId, resourceKey, false, now);
+        return this.contextDeny(call, 'out_of_scope', REASON_OUT_OF_SCOPE, raw);
       }
     }
     const decision = meta.explain === true ? set.explain(validation.request) : set.decide(validation.request);
-    store.recordDecision(agentId, resourceKey, decision.allowed, now);
-    return finish(decision, meta, now, started, raw, span);
+    this.store.recordDecision(agentId, resourceKey, decision.allowed, now);
+    return this.finish(call, decision, raw);
   }
 
-  function unavailable(err: unknown): AgentContext {
-    return { status: 'unavailable', reason: err instanceof Error ? err.message : String(err) };
+  /** A deny decided by AGP itself, before any policy: the agent's registry state or the token's scope. */
+  private contextDeny(call: Call, status: ContextDenyStatus, reason: string, raw: RawObject): DecideOutcome {
+    this.metrics?.contextDeny(status);
+    const decision: Decision = {
+      effect: 'deny',
+      allowed: false,
+      risk: 0,
+      factors: {},
+      policies: [],
+      reasons: [reason],
+      obligations: {},
+      revision: call.set.revision,
+    };
+    return this.finish(call, decision, raw);
   }
 
-  function noPolicies(meta: DecideMeta, now: number, started: number, body: RawObject | null): DecideOutcome {
-    const span = spanFor(meta);
-    return reject(503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, meta, now, started, body, undefined, span);
-  }
-
-  function decideWith(set: PolicySet, raw: unknown, meta: DecideMeta, now: number, started: number): DecideOutcome | Promise<DecideOutcome> {
-    // Undefined (no allocation) unless an OpenTelemetry SDK is registered.
-    const span = spanFor(meta);
+  /** A decision was made: its id, span, metrics and audit line. */
+  private finish(call: Call, decision: Decision, raw: RawObject): DecideOutcome {
+    const { meta, now, span } = call;
+    const id = decisionId(now);
     if (span !== undefined) {
-      const id = span.spanContext().traceId;
-      if (id !== '00000000000000000000000000000000') meta = { ...meta, traceId: id };
+      const s = subjectOf(raw);
+      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, effect: decision.effect, risk: decision.risk, revision: decision.revision, decisionId: id });
     }
-    const body = isObject(raw) ? raw : null;
-    if (body === null) {
-      const issues = [{ path: '', message: 'expected a JSON object' }];
-      return reject(400, { code: 'invalid_request', message: 'the request must be a JSON object', issues }, meta, now, started, null, set.revision, span);
-    }
-    const agent = body['agent'];
-    const agentId = readString(agent, 'id');
-    if (agentId === null || agentId.length === 0) {
-      const issue: ValidationIssue = isObject(agent)
-        ? { path: 'agent.id', message: 'expected a non-empty string' }
-        : { path: 'agent', message: 'expected an object with at least `id`' };
-      const error: DecideError = { code: 'invalid_request', message: `${issue.path}: ${issue.message}`, issues: [issue] };
-      return reject(400, error, meta, now, started, body, set.revision, span);
-    }
-
-    let ctx: AgentContext | Promise<AgentContext>;
-    try {
-      ctx = store.agentContext(agentId, now);
-    } catch (err) {
-      ctx = unavailable(err);
-    }
-    if (isThenable(ctx)) {
-      return ctx.then(
-        (c) => evaluate(set, c, body, agentId, meta, now, started, span),
-        (err: unknown) => evaluate(set, unavailable(err), body, agentId, meta, now, started, span),
-      );
-    }
-    return evaluate(set, ctx, body, agentId, meta, now, started, span);
+    // The engine returns a fresh decision; copy only if some evaluator ever freezes it.
+    const out = (Object.isExtensible(decision) ? decision : { ...decision }) as DecidedDecision;
+    out.decision_id = id;
+    const elapsed = performance.now() - call.started;
+    this.metrics?.decision(decision.effect, elapsed / 1000);
+    this.audit?.write(decisionEntry(decision, id, now, Math.round(elapsed * 1000), raw, meta));
+    return { ok: true, decision: out };
   }
 
-  function decide(raw: unknown, meta: DecideMeta): DecideOutcome | Promise<DecideOutcome> {
-    const started = performance.now();
-    const now = clock();
-    const set = policies.current;
-    if (set === undefined) return noPolicies(meta, now, started, isObject(raw) ? raw : null);
-    return decideWith(set, raw, meta, now, started);
-  }
-
-  function decideMany(raws: readonly unknown[], meta: DecideMeta): DecideOutcome[] | Promise<DecideOutcome[]> {
-    const now = clock();
-    // One policy set and one clock reading for the whole batch, even across a reload.
-    const set = policies.current;
-    const out: (DecideOutcome | Promise<DecideOutcome>)[] = new Array<DecideOutcome | Promise<DecideOutcome>>(raws.length);
-    let pending = false;
-    for (let i = 0; i < raws.length; i++) {
-      const started = performance.now();
-      const raw = raws[i];
-      const r = set === undefined ? noPolicies(meta, now, started, isObject(raw) ? raw : null) : decideWith(set, raw, meta, now, started);
-      if (isThenable(r)) pending = true;
-      out[i] = r;
+  /** No decision: a 400 for the request or a 503 for the service; counted, traced, audited. */
+  private reject(call: Pick<Call, 'meta' | 'now' | 'started' | 'span'> & { set?: PolicySet }, status: 400 | 503, error: DecideError, raw: RawObject | null): DecideOutcome {
+    const { meta, now, span } = call;
+    const revision = call.set?.revision;
+    this.metrics?.rejected(error.code);
+    if (span !== undefined) {
+      const s = subjectOf(raw);
+      endDecisionSpan(span, { agent: s.agent, action: s.action, resourceType: s.resource?.type ?? null, status, errorCode: error.code, ...(revision !== undefined ? { revision } : {}) });
     }
-    return pending ? Promise.all(out) : (out as DecideOutcome[]);
+    if (this.audit !== undefined) {
+      const e = error.issues === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, issues: error.issues };
+      this.audit.write(rejectedEntry(e, status, decisionId(now), now, microseconds(call.started), raw, revision, meta));
+    }
+    return { ok: false, status, error };
   }
 
-  return { decide, decideMany, policies, store };
+  private noPolicies(meta: DecideMeta, now: number, started: number, body: RawObject | null): DecideOutcome {
+    const span = spanFor(meta);
+    return this.reject({ meta, now, started, span }, 503, { code: 'policies_unavailable', message: 'no valid policy set is loaded' }, body);
+  }
+}
+
+export function createDecider(options: DeciderOptions): Decider {
+  return new DecisionPipeline(options);
 }
