@@ -210,9 +210,11 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       scopeMap: () => scopeConfig.map,
       trustedIssuers: idv.trustedIssuers,
       audit: (e) => audit?.write(identityAuditEntry(e)),
-      authorizeAdmin: (request) => {
-        const r = services.auth.check(request.headers.authorization, 'admin');
-        return r.ok && r.admin;
+      dpop: identity.dpop,
+      // A PEP key is a resource server to identity: it may introspect (docs/identity.md).
+      callerRole: (request) => {
+        const r = services.auth.check(request.headers.authorization, 'pep');
+        return !r.ok ? null : r.admin ? 'admin' : 'resource_server';
       },
     });
   };

@@ -7,11 +7,17 @@ import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, errors, impor
 import type { JWK } from 'jose';
 import type { AgentRecord, ContextStore } from '../context/types.js';
 import type { CredentialMethod, IdentityAudit } from './events.js';
+import { unverifiedText } from './events.js';
+import type { RequestOrigin } from './oauth.js';
+import type { ScryptGateOptions, SecretThrottleOptions } from './secret-attempts.js';
+import { ScryptGate, SecretThrottle } from './secret-attempts.js';
 
 const OWNER_NS = 'cred-key-owner';
 const AGENT_KEYS_NS = 'cred-keys';
 const SECRET_NS = 'cred-secret';
 const JTI_NS = 'assertion-jti';
+/** Per-agent credential settings (`dpop_bound_access_tokens`). */
+const SETTINGS_NS = 'cred-settings';
 // kvSetIfAbsent needs a TTL; the binding is made permanent right after it is won.
 const CLAIM_TTL_MS = 60_000;
 /** Serializes changes to one agent's key list across replicas (a lease in the store). */
@@ -25,6 +31,8 @@ export const ASSERTION_ALGS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'] as c
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 export const MAX_ASSERTION_LIFETIME_S = 300;
 export const MAX_KEYS_PER_AGENT = 10;
+/** Longer `iss` values name no agent: refused before any store lookup. */
+const MAX_AGENT_ID = 256;
 
 export type CredentialFailure =
   | 'malformed'
@@ -36,11 +44,30 @@ export type CredentialFailure =
   | 'wrong_audience'
   | 'lifetime_too_long'
   | 'replayed'
-  | 'bad_secret';
+  | 'not_yet_valid'
+  | 'issued_in_future'
+  | 'bad_secret'
+  | 'throttled'
+  | 'busy';
 
 export type CredentialCheck =
   | { ok: true; agent: AgentRecord; method: CredentialMethod; credential: string }
-  | { ok: false; reason: CredentialFailure; message: string; agent?: string };
+  | {
+      ok: false;
+      reason: CredentialFailure;
+      message: string;
+      agent?: string;
+      /** The assertion's signature verified: what is wrong with its claims may be told. */
+      signed: boolean;
+      /** Throttled or out of verification capacity: retry after this many seconds. */
+      retryAfterS?: number;
+    };
+
+/** What an agent's registration says about its tokens (RFC 7591 / RFC 9449 §5.2 names). */
+export interface CredentialSettings {
+  /** Every token of the agent must be DPoP-bound: a token request without a proof is refused. */
+  dpop_bound_access_tokens: boolean;
+}
 
 export interface RegisteredKey {
   /** RFC 7638 SHA-256 thumbprint: the key's identity across all agents. */
@@ -83,8 +110,12 @@ export interface CredentialServiceOptions {
   assertionAudiences: readonly string[];
   /** scrypt cost N for new secrets (default 2^14); stored with each hash. */
   scryptN?: number;
-  /** Clock skew tolerated on assertions, in seconds (default 30). */
+  /** Clock skew tolerated on assertions (`exp`, `nbf`, `iat`), in seconds (default 30). */
   leewayS?: number;
+  /** Backoff of failed client-secret attempts. */
+  throttle?: SecretThrottleOptions;
+  /** How many scrypt verifications run at once, and how many may wait. */
+  scryptGate?: ScryptGateOptions;
   now?: () => number;
   /** How long a key change waits for another change to the same agent's keys (default 5 s). */
   keysLockWaitMs?: number;
@@ -105,8 +136,11 @@ export interface CredentialService {
   issueSecret(agentId: string, overlapS: number): Promise<IssuedSecret | null>;
   /** Revokes every secret of the agent at once. */
   revokeSecret(agentId: string): Promise<boolean>;
-  verifyAssertion(assertion: string): Promise<CredentialCheck>;
-  verifySecret(clientId: string, secret: string): Promise<CredentialCheck>;
+  verifyAssertion(assertion: string, origin?: RequestOrigin): Promise<CredentialCheck>;
+  verifySecret(clientId: string, secret: string, origin?: RequestOrigin): Promise<CredentialCheck>;
+  settings(agentId: string): Promise<CredentialSettings>;
+  /** Null when the agent is unknown. */
+  putSettings(agentId: string, settings: CredentialSettings): Promise<CredentialSettings | null>;
 }
 
 function scrypt(secret: string, salt: Buffer, n: number): Promise<Buffer> {
@@ -144,6 +178,16 @@ function publicJwk(input: unknown): { ok: true; jwk: JWK } | { ok: false; messag
   return { ok: true, jwk: out };
 }
 
+/** Why a correctly signed assertion's claims were refused. */
+function claimFailure(err: unknown): { reason: CredentialFailure; message: string } {
+  if (err instanceof errors.JWTExpired) return { reason: 'expired', message: 'the assertion expired' };
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'aud') return { reason: 'wrong_audience', message: 'the assertion `aud` must be the token endpoint URL or the issuer' };
+    if (err.claim === 'nbf') return { reason: 'not_yet_valid', message: 'the assertion is not valid yet (`nbf`)' };
+  }
+  return { reason: 'malformed', message: 'the assertion claims are invalid' };
+}
+
 function algsFor(jwk: JWK): string[] {
   if (jwk.alg) return [jwk.alg];
   if (jwk.kty === 'EC') return jwk.crv === 'P-384' ? ['ES384'] : ['ES256'];
@@ -157,8 +201,27 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
   const audit = options.audit ?? (() => {});
   const scryptN = options.scryptN ?? 2 ** 14;
   const leewayS = options.leewayS ?? 30;
-  // Equalizes timing when a client id has no secret.
-  const decoySalt = randomBytes(16);
+  const throttle = new SecretThrottle({ ...options.throttle, now });
+  const gate = new ScryptGate(options.scryptGate);
+  // How long one verification takes here: a client id without a secret waits as long,
+  // without doing the work, so the answer has one shape and costs no CPU.
+  let scryptMs: number | undefined;
+
+  async function timedScrypt(secret: string, salt: Buffer, n: number): Promise<Buffer> {
+    const started = performance.now();
+    const hash = await scrypt(secret, salt, n);
+    const took = performance.now() - started;
+    scryptMs = scryptMs === undefined ? took : scryptMs * 0.8 + took * 0.2;
+    return hash;
+  }
+
+  async function decoyWait(): Promise<void> {
+    if (scryptMs === undefined) {
+      // Measured once, through the gate like any verification.
+      if ((await gate.run(() => timedScrypt('decoy', randomBytes(16), scryptN))) !== 'busy') return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, scryptMs ?? 50));
+  }
 
   /**
    * Runs `change` holding the lease on the agent's key list: two admins (on any replicas)
@@ -192,9 +255,33 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     return { ok: true, agent };
   }
 
-  function reject(method: CredentialMethod, reason: CredentialFailure, message: string, agent?: string): CredentialCheck {
-    audit({ kind: 'credential_rejected', ...(agent !== undefined ? { agent } : {}), method, reason, at: now() });
-    return { ok: false, reason, message, ...(agent !== undefined ? { agent } : {}) };
+  /**
+   * A rejected credential. `agent` is whatever the caller claimed, unverified: the audit gets
+   * a short prefix and a digest of it, and the caller's address as the flood-control key.
+   */
+  function reject(
+    method: CredentialMethod,
+    reason: CredentialFailure,
+    message: string,
+    extra: { agent?: string; origin?: RequestOrigin; signed?: boolean; retryAfterS?: number } = {},
+  ): CredentialCheck & { ok: false } {
+    const { agent, origin } = extra;
+    audit({
+      kind: 'credential_rejected',
+      ...(agent !== undefined ? { agent: unverifiedText(agent) } : {}),
+      method,
+      reason,
+      ...(origin !== undefined ? { address: origin.address } : {}),
+      at: now(),
+    });
+    return {
+      ok: false,
+      reason,
+      message,
+      signed: extra.signed ?? false,
+      ...(agent !== undefined ? { agent } : {}),
+      ...(extra.retryAfterS !== undefined ? { retryAfterS: extra.retryAfterS } : {}),
+    };
   }
 
   return {
@@ -294,52 +381,79 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       return true;
     },
 
-    async verifySecret(clientId, secret) {
+    async verifySecret(clientId, secret, origin) {
+      const method = 'client_secret';
+      const key = `${clientId.slice(0, 256)}\n${origin?.address ?? ''}`;
+      const waitMs = throttle.waitMs(key);
+      if (waitMs > 0) {
+        const retryAfterS = Math.ceil(waitMs / 1000);
+        return reject(method, 'throttled', `too many failed client authentications; retry after ${retryAfterS}s`, { agent: clientId, ...(origin ? { origin } : {}), retryAfterS });
+      }
       const raw = clientId.length <= 256 ? await store.kvGet(SECRET_NS, clientId) : null;
       const t = now();
       const record = raw ? (JSON.parse(raw) as SecretRecord) : undefined;
       const candidates = record
         ? [record.current, record.previous].filter((s): s is StoredSecret => s !== undefined && (s.expiresAt === undefined || s.expiresAt > t))
         : [];
-      let matched: StoredSecret | undefined;
-      for (const s of candidates) {
-        const hash = await scrypt(secret, Buffer.from(s.salt, 'base64url'), s.n);
-        const stored = Buffer.from(s.hash, 'base64url');
-        if (hash.length === stored.length && timingSafeEqual(hash, stored)) matched = s;
+      const fail = (reason: CredentialFailure, message: string) => {
+        throttle.failed(key);
+        return reject(method, reason, message, { agent: clientId, ...(origin ? { origin } : {}) });
+      };
+      if (candidates.length === 0) {
+        await decoyWait();
+        return fail(record ? 'bad_secret' : 'no_credential', 'client authentication failed');
       }
-      if (candidates.length === 0) await scrypt(secret, decoySalt, scryptN);
-      if (!matched) return reject('client_secret', record ? 'bad_secret' : 'no_credential', 'client authentication failed', clientId);
+      const matched = await gate.run(async () => {
+        let found: StoredSecret | undefined;
+        for (const s of candidates) {
+          const hash = await timedScrypt(secret, Buffer.from(s.salt, 'base64url'), s.n);
+          const stored = Buffer.from(s.hash, 'base64url');
+          if (hash.length === stored.length && timingSafeEqual(hash, stored)) found = s;
+        }
+        return found;
+      });
+      if (matched === 'busy') {
+        return reject(method, 'busy', 'too many client authentications at once; retry in a moment', { agent: clientId, ...(origin ? { origin } : {}), retryAfterS: 1 });
+      }
+      if (!matched) return fail('bad_secret', 'client authentication failed');
       const agent = await activeAgent(clientId);
-      if (!agent.ok) return reject('client_secret', agent.reason, agent.message, clientId);
-      audit({ kind: 'credential_used', agent: clientId, method: 'client_secret', credential: matched.id, at: t });
-      return { ok: true, agent: agent.agent, method: 'client_secret', credential: matched.id };
+      if (!agent.ok) return fail(agent.reason, agent.message);
+      throttle.succeeded(key);
+      audit({ kind: 'credential_used', agent: clientId, method, credential: matched.id, at: t });
+      return { ok: true, agent: agent.agent, method, credential: matched.id };
     },
 
-    async verifyAssertion(assertion) {
+    async verifyAssertion(assertion, origin) {
       const method = 'private_key_jwt';
+      const from = origin ? { origin } : {};
       let claims: ReturnType<typeof decodeJwt>;
       let header: ReturnType<typeof decodeProtectedHeader>;
       try {
         claims = decodeJwt(assertion);
         header = decodeProtectedHeader(assertion);
       } catch {
-        return reject(method, 'malformed', 'the assertion is not a JWT');
+        return reject(method, 'malformed', 'the assertion is not a JWT', from);
       }
       if (typeof claims.iss !== 'string' || claims.iss !== claims.sub) {
-        return reject(method, 'malformed', 'the assertion must have `iss` = `sub` = the agent id');
+        return reject(method, 'malformed', 'the assertion must have `iss` = `sub` = the agent id', {
+          ...from,
+          ...(typeof claims.iss === 'string' ? { agent: claims.iss } : {}),
+        });
       }
       const agentId = claims.iss;
+      if (agentId.length > MAX_AGENT_ID) return reject(method, 'unknown_agent', 'unknown agent', { ...from, agent: agentId });
+      const who = { ...from, agent: agentId };
       const found = await activeAgent(agentId);
-      if (!found.ok) return reject(method, found.reason, found.message, agentId);
+      if (!found.ok) return reject(method, found.reason, found.message, who);
       if (typeof header.alg !== 'string' || !(ASSERTION_ALGS as readonly string[]).includes(header.alg)) {
-        return reject(method, 'bad_signature', `assertion algorithm \`${String(header.alg)}\` is not accepted`, agentId);
+        return reject(method, 'bad_signature', `assertion algorithm \`${String(header.alg).slice(0, 20)}\` is not accepted`, who);
       }
       const keys = await agentKeys(agentId);
-      if (keys.length === 0) return reject(method, 'no_credential', `agent \`${agentId}\` has no registered key`, agentId);
+      if (keys.length === 0) return reject(method, 'no_credential', `agent \`${agentId}\` has no registered key`, who);
       const named = header.kid === undefined ? [] : keys.filter((k) => k.thumbprint === header.kid || k.jwk.kid === header.kid);
       const candidates = (named.length > 0 ? named : keys).filter((k) => algsFor(k.jwk).includes(header.alg!));
       let used: RegisteredKey | undefined;
-      let failure: { reason: CredentialFailure; message: string } = { reason: 'bad_signature', message: 'the assertion signature does not verify with any registered key' };
+      let failure: { reason: CredentialFailure; message: string } | undefined;
       for (const k of candidates) {
         try {
           await jwtVerify(assertion, await importJWK(k.jwk, header.alg), {
@@ -355,28 +469,44 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
           break;
         } catch (err) {
           if (err instanceof errors.JWSSignatureVerificationFailed) continue;
-          if (err instanceof errors.JWTExpired) failure = { reason: 'expired', message: 'the assertion expired' };
-          else if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') {
-            failure = { reason: 'wrong_audience', message: 'the assertion `aud` must be the token endpoint URL or the issuer' };
-          } else failure = { reason: 'malformed', message: 'the assertion claims are invalid' };
+          failure = claimFailure(err);
           // Claims are checked after the signature: this key verified, the claims did not.
           break;
         }
       }
-      if (!used) return reject(method, failure.reason, failure.message, agentId);
+      if (failure) return reject(method, failure.reason, failure.message, { ...who, signed: true });
+      if (!used) return reject(method, 'bad_signature', 'the assertion signature does not verify with any registered key', who);
+      const signed = { ...who, signed: true };
       const exp = claims.exp!;
       const t = now();
       if (exp * 1000 - t > (MAX_ASSERTION_LIFETIME_S + leewayS) * 1000) {
-        return reject(method, 'lifetime_too_long', `an assertion may live at most ${MAX_ASSERTION_LIFETIME_S}s`, agentId);
+        return reject(method, 'lifetime_too_long', `an assertion may live at most ${MAX_ASSERTION_LIFETIME_S}s`, signed);
+      }
+      // jose checks `iat` only for its age; one from the future is a clock or a forgery.
+      if (typeof claims.iat === 'number' && claims.iat * 1000 > t + leewayS * 1000) {
+        return reject(method, 'issued_in_future', `the assertion \`iat\` is more than ${leewayS}s in the future`, signed);
       }
       const jti = String(claims.jti);
       const jtiKey = createHash('sha256').update(`${agentId}\n${jti}`).digest('base64url');
       const ttlMs = Math.max(1000, exp * 1000 - t + leewayS * 1000);
       if (!(await store.kvSetIfAbsent(JTI_NS, jtiKey, '1', ttlMs))) {
-        return reject(method, 'replayed', 'the assertion `jti` was already used', agentId);
+        return reject(method, 'replayed', 'the assertion `jti` was already used', signed);
       }
-      audit({ kind: 'credential_used', agent: agentId, method, credential: used.thumbprint, jti, at: t });
+      audit({ kind: 'credential_used', agent: agentId, method, credential: used.thumbprint, jti: unverifiedText(jti), at: t });
       return { ok: true, agent: found.agent, method, credential: used.thumbprint };
+    },
+
+    async settings(agentId) {
+      const raw = await store.kvGet(SETTINGS_NS, agentId);
+      const stored = raw ? (JSON.parse(raw) as Partial<CredentialSettings>) : {};
+      return { dpop_bound_access_tokens: stored.dpop_bound_access_tokens === true };
+    },
+
+    async putSettings(agentId, settings) {
+      if (!(await store.getAgent(agentId))) return null;
+      await store.kvSet(SETTINGS_NS, agentId, JSON.stringify(settings));
+      audit({ kind: 'credential_settings', agent: agentId, dpop_bound_access_tokens: settings.dpop_bound_access_tokens, at: now() });
+      return settings;
     },
   };
 }

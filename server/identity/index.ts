@@ -11,6 +11,7 @@ import { createKeyRing, deriveSealingKey, KeyRingError } from './keys.js';
 import { assertionAudiences } from './routes.js';
 import type { TokenService, TokenVerification } from './tokens.js';
 import { createTokenService } from './tokens.js';
+import { DPOP_HEADER, DpopVerifier } from './dpop.js';
 import type { TrustedIssuer } from './exchange.js';
 import { TRUSTED_ISSUERS_ENV, trustedIssuersFromEnv } from './trusted-issuers.js';
 
@@ -18,7 +19,9 @@ export type { DecideScope, TrustedIssuer, TokenResponse } from './exchange.js';
 export type { IdentityAudit, IdentityAuditEvent } from './events.js';
 export type { KeyRing } from './keys.js';
 export type { AccessTokenClaims, ActClaim, TokenErrorCode, TokenService, TokenVerification } from './tokens.js';
-export type { CredentialService } from './credentials.js';
+export type { CredentialService, CredentialSettings } from './credentials.js';
+export { DpopVerifier, DPOP_HEADER, DPOP_ALGS, accessTokenHash } from './dpop.js';
+export { auditFloodKey, unverifiedText } from './events.js';
 export type { ScopeMap } from './scopes.js';
 export type { ScopeConfig } from './scope-config.js';
 export { EMPTY_SCOPE_CONFIG, SCOPE_CONFIG_FILE, loadScopeConfig, parseScopeConfig } from './scope-config.js';
@@ -50,13 +53,66 @@ export interface IdentityOptions {
   timer?: boolean;
 }
 
+/** The HTTP request an agent token came with (a decision route), as far as identity needs it. */
+export interface AgentTokenRequest {
+  method: string;
+  /** The URL as the server saw it; only its path is used (the proof's `htu` is the issuer and this path). */
+  url: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
 export interface Identity {
   keys: KeyRing;
   tokens: TokenService;
   credentials: CredentialService;
-  /** An AGP-issued bearer token as an agent's identity: `claims.agp_agent` is the agent id. */
+  dpop: DpopVerifier;
+  /**
+   * An AGP-issued token as an agent's identity (`claims.agp_agent` is the agent id): its
+   * signature, audience, expiry and revocation (its own and every ancestor's). A DPoP-bound
+   * token is refused here: use `verifyAgentRequest`.
+   */
   verifyAgentToken(token: string): Promise<TokenVerification>;
+  /**
+   * The same for a request to a decision route, with RFC 9449: a DPoP-bound token needs a
+   * valid proof of its key for this method and URL, with `ath` the token's hash.
+   */
+  verifyAgentRequest(token: string, request: AgentTokenRequest): Promise<TokenVerification>;
   close(): void;
+}
+
+const TOKEN_SCHEME = /^(?:Bearer|DPoP)[ \t]+/i;
+
+/** The path of a request URL (absolute or not), without its query. */
+function pathOf(url: string): string {
+  try {
+    return new URL(url, 'http://agp.invalid').pathname;
+  } catch {
+    return url.split('?')[0]!;
+  }
+}
+
+/**
+ * An agent token on a decision route. A token bound to a key (`cnf.jkt`) needs the
+ * request's `DPoP` proof: signed with that key, for this method and `<issuer><path>`,
+ * fresh, unused, and with `ath` the token's hash. The token may be sent as `DPoP <token>`.
+ */
+export async function verifyAgentRequest(
+  tokens: TokenService,
+  dpop: DpopVerifier,
+  issuer: string,
+  header: string,
+  request: AgentTokenRequest,
+): Promise<TokenVerification> {
+  const token = header.replace(TOKEN_SCHEME, '').trim();
+  const v = await tokens.verifyAgentToken(token);
+  if (!v.ok) return v;
+  const jkt = v.claims.cnf?.jkt;
+  if (jkt === undefined) return v;
+  const proof = await dpop.check(request.headers[DPOP_HEADER], { method: request.method, url: `${issuer}${pathOf(request.url)}`, accessToken: token });
+  if (proof === undefined) return { ok: false, error: 'invalid_dpop_proof', message: 'the token is DPoP-bound: send a `DPoP` proof of its key' };
+  if (!proof.ok) return { ok: false, error: 'invalid_dpop_proof', message: proof.message };
+  if (proof.jkt !== jkt) return { ok: false, error: 'invalid_dpop_proof', message: 'the DPoP proof is not signed with the key the token is bound to' };
+  return v;
 }
 
 /** Throws `KeyRingError` (with a hint) when the encryption key is wrong or missing. */
@@ -92,7 +148,20 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
     ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
     ...(options.keysLockWaitMs !== undefined ? { keysLockWaitMs: options.keysLockWaitMs } : {}),
   });
-  return { keys, tokens, credentials, verifyAgentToken: (t) => tokens.verifyAgentToken(t), close: () => keys.close() };
+  const dpop = new DpopVerifier({ store: options.store, now });
+  return {
+    keys,
+    tokens,
+    credentials,
+    dpop,
+    // Without the request there is no proof to check: a bound token is refused (fail closed).
+    verifyAgentToken: async (t) => {
+      const v = await tokens.verifyAgentToken(t);
+      return v.ok && v.claims.cnf ? { ok: false, error: 'invalid_dpop_proof', message: 'the token is DPoP-bound: send a `DPoP` proof of its key' } : v;
+    },
+    verifyAgentRequest: (t, r) => verifyAgentRequest(tokens, dpop, issuer, t, r),
+    close: () => keys.close(),
+  };
 }
 
 export interface IdentityEnvConfig {

@@ -1,6 +1,7 @@
 // Token introspection (RFC 7662) and revocation (RFC 7009). An agent sees and revokes only
-// its own tokens; the admin sees and revokes any. Revoked `jti`s stay in the store until the
-// token would have expired, so every replica rejects them.
+// its own tokens; the admin sees and revokes any; a resource server (a PEP key) sees any.
+// Revoked `jti`s stay in the store until the token would have expired, so every replica
+// rejects them — and every token exchanged from them, which names them as ancestors.
 
 import type { ContextStore } from '../context/types.js';
 import type { IdentityAudit } from './events.js';
@@ -8,9 +9,9 @@ import type { FormParams, OAuthResponse } from './oauth.js';
 import { FormError, oauthError, single } from './oauth.js';
 import type { AccessTokenClaims, TokenService } from './tokens.js';
 
-export type Caller = { kind: 'admin' } | { kind: 'agent'; agentId: string };
+export type Caller = { kind: 'admin' } | { kind: 'resource_server' } | { kind: 'agent'; agentId: string };
 
-export type IntrospectionResponse = { active: false } | ({ active: true; token_type: 'Bearer' } & AccessTokenClaims);
+export type IntrospectionResponse = { active: false } | ({ active: true; token_type: 'Bearer' | 'DPoP' } & AccessTokenClaims);
 
 export interface IntrospectionOptions {
   store: ContextStore;
@@ -22,7 +23,7 @@ export interface IntrospectionOptions {
 }
 
 function owns(caller: Caller, claims: AccessTokenClaims): boolean {
-  return caller.kind === 'admin' || claims.client_id === caller.agentId || claims.agp_agent === caller.agentId;
+  return caller.kind !== 'agent' || claims.client_id === caller.agentId || claims.agp_agent === caller.agentId;
 }
 
 export function createIntrospection(options: IntrospectionOptions) {
@@ -43,7 +44,8 @@ export function createIntrospection(options: IntrospectionOptions) {
     const v = await tokens.verify(token, { audience: 'any' });
     // RFC 7662 §2.2: nothing about why; a token of another agent is simply not active to you.
     if (!v.ok || !owns(caller, v.claims)) return { status: 200, body: { active: false } };
-    return { status: 200, body: { active: true, token_type: 'Bearer', ...v.claims } };
+    // RFC 9449 §6.2: a bound token is of type DPoP and shows its `cnf`.
+    return { status: 200, body: { active: true, token_type: v.claims.cnf ? 'DPoP' : 'Bearer', ...v.claims } };
   }
 
   async function revoke(params: FormParams, caller: Caller): Promise<OAuthResponse<Record<string, never>>> {
@@ -65,7 +67,7 @@ export function createIntrospection(options: IntrospectionOptions) {
       kind: 'token_revoked',
       agent: v.claims.agp_agent,
       jti: v.claims.jti,
-      by: caller.kind === 'admin' ? 'admin' : caller.agentId,
+      by: caller.kind === 'agent' ? caller.agentId : caller.kind,
       at: now(),
     });
     return { status: 200, body: {} };

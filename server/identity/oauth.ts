@@ -15,7 +15,8 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_target'
   | 'unsupported_token_type'
-  | 'temporarily_unavailable';
+  | 'temporarily_unavailable'
+  | 'invalid_dpop_proof';
 
 export interface ApprovalRequired {
   scope: string;
@@ -37,18 +38,27 @@ export interface OAuthResponse<T> {
   headers?: Record<string, string>;
 }
 
+/** RFC 6749 §5.2: sent with a 401 only to a client that tried HTTP Basic authentication. */
 export const WWW_AUTHENTICATE = 'Basic realm="agp", charset="UTF-8"';
+
+/**
+ * The one answer to a credential that did not authenticate, whatever the reason (unknown,
+ * deactivated or keyless agent, wrong secret, bad signature): the audit keeps the reason.
+ */
+export const CLIENT_AUTH_FAILED = 'client authentication failed';
 
 export function oauthError(
   error: OAuthErrorCode,
   description: string,
   status = error === 'invalid_client' ? 401 : error === 'temporarily_unavailable' ? 503 : 400,
 ): OAuthResponse<never> {
-  return {
-    status,
-    body: { error, error_description: description },
-    ...(status === 401 ? { headers: { 'www-authenticate': WWW_AUTHENTICATE } } : {}),
-  };
+  return { status, body: { error, error_description: description } };
+}
+
+/** A 401 to a client that used HTTP Basic carries the Basic challenge. */
+function withBasicChallenge(response: OAuthResponse<never>): OAuthResponse<never> {
+  if (response.status !== 401) return response;
+  return { ...response, headers: { ...response.headers, 'www-authenticate': WWW_AUTHENTICATE } };
 }
 
 /** Parsed `application/x-www-form-urlencoded` body: every value of every name, in order. */
@@ -83,10 +93,25 @@ function formDecode(s: string): string {
   return decodeURIComponent(s.replace(/\+/g, ' '));
 }
 
+/**
+ * A failed credential: throttled (429), verification capacity exhausted (503), else one
+ * `invalid_client` — detailed only for a correctly signed assertion, which only its signer
+ * (or a replay of it) can present.
+ */
 function failed(check: Extract<CredentialCheck, { ok: false }>): ClientAuth {
-  const description =
-    check.reason === 'inactive_agent' ? check.message : check.reason === 'replayed' ? check.message : 'client authentication failed';
-  return { kind: 'failed', response: oauthError('invalid_client', description) };
+  if (check.retryAfterS !== undefined) {
+    const status = check.reason === 'busy' ? 503 : 429;
+    return {
+      kind: 'failed',
+      response: { ...oauthError('temporarily_unavailable', check.message, status), headers: { 'retry-after': String(check.retryAfterS) } },
+    };
+  }
+  return { kind: 'failed', response: oauthError('invalid_client', check.signed ? check.message : CLIENT_AUTH_FAILED) };
+}
+
+/** Where a request came from, for per-client throttling and the audit's flood control. */
+export interface RequestOrigin {
+  address: string;
 }
 
 /** RFC 6749 §2.3 client authentication; more than one method at once is refused. */
@@ -94,6 +119,18 @@ export async function authenticateClient(
   authorization: string | undefined,
   params: FormParams,
   credentials: CredentialService,
+  origin: RequestOrigin = { address: 'unknown' },
+): Promise<ClientAuth> {
+  const auth = await authenticate(authorization, params, credentials, origin);
+  const basic = authorization !== undefined && /^basic /i.test(authorization);
+  return auth.kind === 'failed' && basic ? { kind: 'failed', response: withBasicChallenge(auth.response) } : auth;
+}
+
+async function authenticate(
+  authorization: string | undefined,
+  params: FormParams,
+  credentials: CredentialService,
+  origin: RequestOrigin,
 ): Promise<ClientAuth> {
   const basic = authorization !== undefined && /^basic /i.test(authorization) ? authorization.slice(6).trim() : undefined;
   const clientId = single(params, 'client_id');
@@ -116,12 +153,12 @@ export async function authenticateClient(
     }
     if (colon <= 0 || secret === '') return { kind: 'failed', response: oauthError('invalid_client', 'malformed basic credentials') };
     if (clientId !== undefined && clientId !== id) return { kind: 'failed', response: oauthError('invalid_request', '`client_id` differs from the basic credentials') };
-    const check = await credentials.verifySecret(id, secret);
+    const check = await credentials.verifySecret(id, secret, origin);
     return check.ok ? { kind: 'agent', agentId: check.agent.id, method: 'client_secret' } : failed(check);
   }
   if (clientSecret !== undefined) {
     if (clientId === undefined) return { kind: 'failed', response: oauthError('invalid_request', '`client_secret` needs `client_id`') };
-    const check = await credentials.verifySecret(clientId, clientSecret);
+    const check = await credentials.verifySecret(clientId, clientSecret, origin);
     return check.ok ? { kind: 'agent', agentId: check.agent.id, method: 'client_secret' } : failed(check);
   }
   if (assertion !== undefined || assertionType !== undefined) {
@@ -129,7 +166,7 @@ export async function authenticateClient(
       return { kind: 'failed', response: oauthError('invalid_client', `\`client_assertion_type\` must be \`${CLIENT_ASSERTION_TYPE}\``) };
     }
     if (assertion === undefined) return { kind: 'failed', response: oauthError('invalid_request', '`client_assertion` is missing') };
-    const check = await credentials.verifyAssertion(assertion);
+    const check = await credentials.verifyAssertion(assertion, origin);
     if (!check.ok) return failed(check);
     if (clientId !== undefined && clientId !== check.agent.id) {
       return { kind: 'failed', response: oauthError('invalid_client', '`client_id` differs from the assertion subject') };

@@ -1,18 +1,21 @@
 // The identity HTTP surface as a Fastify plugin: the OAuth token, introspection and
-// revocation endpoints (form bodies, RFC-shaped errors), JWKS and RFC 8414 metadata, and
-// the admin calls that rotate signing keys and manage agent credentials.
+// revocation endpoints (form bodies, RFC-shaped errors, DPoP proofs at the token endpoint),
+// JWKS and RFC 8414 metadata, and the admin calls that rotate signing keys and manage agent
+// credentials.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ContextStore } from '../context/types.js';
 import type { CredentialService } from './credentials.js';
 import { ASSERTION_ALGS, createCredentialService } from './credentials.js';
 import type { IdentityAudit } from './events.js';
-import type { DecideScope, TrustedIssuer } from './exchange.js';
+import { ANY_ID, listResources } from '../routes/resources.js';
+import { DPOP_ALGS, DPOP_HEADER, DpopVerifier } from './dpop.js';
+import type { DecideScope, RegisteredResources, TrustedIssuer } from './exchange.js';
 import { GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, createTokenEndpoint } from './exchange.js';
 import type { Caller } from './introspection.js';
 import { createIntrospection } from './introspection.js';
 import type { KeyRing } from './keys.js';
-import type { FormParams, OAuthResponse } from './oauth.js';
+import type { FormParams, OAuthResponse, RequestOrigin } from './oauth.js';
 import { FormError, authenticateClient, oauthError, parseForm } from './oauth.js';
 import type { ScopeMap } from './scopes.js';
 import type { TokenService } from './tokens.js';
@@ -25,8 +28,15 @@ export interface IdentityRoutesOptions {
   /** Public base URL, e.g. `https://agp.example.com` (no trailing slash). */
   issuer: string;
   audit?: IdentityAudit;
-  /** Whether the request carries the admin credential. */
-  authorizeAdmin: (request: FastifyRequest) => boolean | Promise<boolean>;
+  /**
+   * Who the request's `Authorization` header names: the admin, a resource server (a PEP
+   * key: it may introspect), or neither (null).
+   */
+  callerRole: (request: FastifyRequest) => CallerRole | Promise<CallerRole>;
+  /** Shared with the decision routes (one `jti` cache for proofs); built when absent. */
+  dpop?: DpopVerifier;
+  /** The registered resources a scope without an id covers (default: the resource registry). */
+  registeredResources?: RegisteredResources;
   /** Share the server's instances (so `/v1/decide` verifies with the same settings); built when absent. */
   tokens?: TokenService;
   credentials?: CredentialService;
@@ -42,8 +52,19 @@ export interface IdentityRoutesOptions {
   now?: () => number;
 }
 
+export type CallerRole = 'admin' | 'resource_server' | null;
+
 const FORM = 'application/x-www-form-urlencoded';
 const TOKEN_PATHS = ['/oauth2/token', '/v1/token'];
+const AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post'];
+
+/** The resource registry's ids of one type (not its default), up to `limit`. */
+export function registryResources(store: ContextStore): RegisteredResources {
+  return async (type, limit) => {
+    const ids = (await listResources(store)).filter((r) => r.type === type && r.id !== ANY_ID).map((r) => r.id);
+    return ids.length > limit ? 'too_many' : ids;
+  };
+}
 
 /** The endpoints as absolute URLs under `issuer`. */
 export function identityEndpoints(issuer: string) {
@@ -86,11 +107,13 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
   const tokens =
     opts.tokens ?? createTokenService({ keys, store, issuer, now, ...(opts.tokenTtlS !== undefined ? { maxTtlS: opts.tokenTtlS } : {}) });
   const credentials = opts.credentials ?? createCredentialService({ store, audit, assertionAudiences: assertionAudiences(issuer), now });
+  const dpop = opts.dpop ?? new DpopVerifier({ store, now });
   const tokenEndpoint = createTokenEndpoint({
     store,
     tokens,
     credentials,
     decideScope: opts.decideScope,
+    registeredResources: opts.registeredResources ?? registryResources(store),
     audit,
     now,
     ...(opts.scopeMap ? { scopeMap: opts.scopeMap } : {}),
@@ -130,11 +153,18 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
     return request.body as FormParams;
   }
 
-  async function callerOf(request: FastifyRequest, params: FormParams): Promise<Caller | OAuthResponse<never>> {
-    if (await opts.authorizeAdmin(request)) return { kind: 'admin' };
+  const originOf = (request: FastifyRequest): RequestOrigin => ({ address: request.ip });
+
+  /** Who introspects or revokes: the admin, a resource server (introspection only), or an agent. */
+  async function callerOf(request: FastifyRequest, params: FormParams, resourceServerMay: boolean): Promise<Caller | OAuthResponse<never>> {
+    const role = await opts.callerRole(request);
+    if (role === 'admin') return { kind: 'admin' };
+    if (role === 'resource_server') {
+      return resourceServerMay ? { kind: 'resource_server' } : oauthError('unauthorized_client', 'a PEP key may introspect tokens, not revoke them');
+    }
     let client;
     try {
-      client = await authenticateClient(request.headers.authorization, params, credentials);
+      client = await authenticateClient(request.headers.authorization, params, credentials, originOf(request));
     } catch (err) {
       if (err instanceof FormError) return oauthError('invalid_request', err.message);
       throw err;
@@ -148,21 +178,26 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
     app.post(path, async (request, reply) => {
       const params = await formOf(request, reply);
       if (!params) return reply;
+      const origin = originOf(request);
       let client;
       try {
-        client = await authenticateClient(request.headers.authorization, params, credentials);
+        client = await authenticateClient(request.headers.authorization, params, credentials, origin);
       } catch (err) {
         if (err instanceof FormError) return sendOAuth(reply, oauthError('invalid_request', err.message));
         throw err;
       }
-      return sendOAuth(reply, await tokenEndpoint(params, client));
+      if (client.kind === 'failed') return sendOAuth(reply, client.response);
+      // RFC 9449 §5: a proof for this endpoint binds the token to its key.
+      const proof = await dpop.check(request.headers[DPOP_HEADER], { method: 'POST', url: `${issuer}${path}` });
+      if (proof !== undefined && !proof.ok) return sendOAuth(reply, oauthError('invalid_dpop_proof', proof.message));
+      return sendOAuth(reply, await tokenEndpoint(params, client, { origin, ...(proof?.ok ? { dpopJkt: proof.jkt } : {}) }));
     });
   }
 
   app.post('/oauth2/introspect', async (request, reply) => {
     const params = await formOf(request, reply);
     if (!params) return reply;
-    const caller = await callerOf(request, params);
+    const caller = await callerOf(request, params, true);
     if ('status' in caller) return sendOAuth(reply, caller);
     return sendOAuth(reply, await introspection.introspect(params, caller));
   });
@@ -170,10 +205,22 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
   app.post('/oauth2/revoke', async (request, reply) => {
     const params = await formOf(request, reply);
     if (!params) return reply;
-    const caller = await callerOf(request, params);
+    const caller = await callerOf(request, params, false);
     if ('status' in caller) return sendOAuth(reply, caller);
     return sendOAuth(reply, await introspection.revoke(params, caller));
   });
+
+  // The OAuth endpoints take POST only: any other method is 405 with `Allow`, not 404.
+  for (const path of [...TOKEN_PATHS, '/oauth2/introspect', '/oauth2/revoke']) {
+    app.route({
+      method: ['GET', 'PUT', 'DELETE', 'PATCH'],
+      url: path,
+      handler: (_request, reply) => {
+        void reply.header('allow', 'POST');
+        return sendOAuth(reply, oauthError('invalid_request', 'this endpoint takes POST with a form body', 405));
+      },
+    });
+  }
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     void reply.header('cache-control', 'public, max-age=60');
@@ -190,17 +237,26 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
       revocation_endpoint: endpoints.revocation,
       grant_types_supported: [GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS],
       response_types_supported: [],
-      token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+      token_endpoint_auth_methods_supported: AUTH_METHODS,
       token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
-      introspection_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
-      revocation_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
-      scopes_supported: [],
+      introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+      introspection_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+      revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+      revocation_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+      dpop_signing_alg_values_supported: [...DPOP_ALGS],
+      // No `scopes_supported`: scopes are `<type>[:<id>]:<action>` over the policies, not a list.
     };
   });
 
   // ---- admin
+  /** Admin only: a PEP key is known but not allowed (403), anything else is not known (401). */
   async function admin(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    if (await opts.authorizeAdmin(request)) return true;
+    const role = await opts.callerRole(request);
+    if (role === 'admin') return true;
+    if (role === 'resource_server') {
+      await adminError(reply, 403, 'forbidden', 'this credential may not call the admin api');
+      return false;
+    }
     void reply.header('www-authenticate', 'Bearer realm="agp"');
     await adminError(reply, 401, 'unauthenticated', 'the admin credential is required');
     return false;
@@ -251,6 +307,25 @@ export async function identityRoutes(app: FastifyInstance, opts: IdentityRoutesO
       ...issued,
       ...(issued.previous_valid_until !== undefined ? { previous_valid_until: new Date(issued.previous_valid_until).toISOString() } : {}),
     });
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/admin/agents/:id/credentials/settings', async (request, reply) => {
+    if (!(await admin(request, reply))) return reply;
+    if (!(await store.getAgent(request.params.id))) return adminError(reply, 404, 'not_found', `unknown agent \`${request.params.id}\``);
+    return credentials.settings(request.params.id);
+  });
+
+  app.put<{ Params: { id: string } }>('/v1/admin/agents/:id/credentials/settings', async (request, reply) => {
+    if (!(await admin(request, reply))) return reply;
+    const body = request.body as Record<string, unknown> | null;
+    const value = typeof body === 'object' && body !== null ? body.dpop_bound_access_tokens : undefined;
+    const extra = typeof body === 'object' && body !== null ? Object.keys(body).filter((k) => k !== 'dpop_bound_access_tokens') : [];
+    if (typeof value !== 'boolean' || extra.length > 0) {
+      return adminError(reply, 400, 'invalid_request', '`dpop_bound_access_tokens` must be a boolean (the only setting)', 'e.g. `{"dpop_bound_access_tokens": true}`');
+    }
+    const saved = await credentials.putSettings(request.params.id, { dpop_bound_access_tokens: value });
+    if (!saved) return adminError(reply, 404, 'not_found', `unknown agent \`${request.params.id}\``);
+    return saved;
   });
 
   app.delete<{ Params: { id: string } }>('/v1/admin/agents/:id/credentials/secret', async (request, reply) => {

@@ -8,7 +8,15 @@ import type { JWTPayload } from 'jose';
 import type { ContextStore } from '../context/types.js';
 import type { KeyRing } from './keys.js';
 
-export type TokenErrorCode = 'expired' | 'revoked' | 'wrong_audience' | 'wrong_issuer' | 'bad_signature' | 'malformed';
+export type TokenErrorCode =
+  | 'expired'
+  | 'revoked'
+  | 'wrong_audience'
+  | 'wrong_issuer'
+  | 'bad_signature'
+  | 'malformed'
+  /** A DPoP-bound token came without a valid proof of its key (RFC 9449 §7). */
+  | 'invalid_dpop_proof';
 
 /** RFC 8693 §4.1: the current actor, with the previous actors nested inside. */
 export interface ActClaim {
@@ -38,6 +46,13 @@ export interface AccessTokenClaims extends JWTPayload {
   agp_agent: string;
   act?: ActClaim;
   may_act?: MayActClaim;
+  /**
+   * The `jti`s of the tokens this one was exchanged from, its parent first: revoking any of
+   * them revokes this one. Absent on a token made from a credential or a foreign token.
+   */
+  agp_ancestors?: string[];
+  /** RFC 9449 §6.1: the token is bound to the DPoP key with this RFC 7638 thumbprint. */
+  cnf?: { jkt: string };
 }
 
 export type TokenVerification =
@@ -54,6 +69,12 @@ export interface IssueInput {
   ttlS: number;
   act?: ActClaim;
   mayAct?: MayActClaim;
+  /** The `jti`s of the subject token and its ancestors, parent first. */
+  ancestors?: readonly string[];
+  /** Epoch seconds the token may not outlive (its parent's `exp`). */
+  notAfter?: number;
+  /** Binds the token to a DPoP key (its RFC 7638 thumbprint). */
+  jkt?: string;
 }
 
 export interface VerifyOptions {
@@ -89,7 +110,12 @@ export interface TokenServiceOptions {
   now?: () => number;
 }
 
+/** The token would expire no later than it is issued: its parent is about to expire. */
+export class ParentExpiringError extends Error {}
+
 export const ACCESS_TOKEN_TYP = 'at+jwt';
+/** Longest chain of exchanges from one first token: each step adds an ancestor to check. */
+export const MAX_ANCESTORS = 8;
 const MAX_TOKEN_LENGTH = 16_384;
 const VERIFIED_CACHE_MAX = 10_000;
 
@@ -109,7 +135,10 @@ function wellFormed(p: JWTPayload): p is AccessTokenClaims {
     typeof c.agp_agent === 'string' &&
     typeof c.exp === 'number' &&
     typeof c.iat === 'number' &&
-    (c.act === undefined || isAct(c.act))
+    (c.act === undefined || isAct(c.act)) &&
+    (c.agp_ancestors === undefined ||
+      (Array.isArray(c.agp_ancestors) && c.agp_ancestors.length <= MAX_ANCESTORS && c.agp_ancestors.every((j) => typeof j === 'string'))) &&
+    (c.cnf === undefined || (typeof c.cnf === 'object' && c.cnf !== null && typeof (c.cnf as { jkt?: unknown }).jkt === 'string'))
   );
 }
 
@@ -143,6 +172,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     verified.set(token, claims);
   }
 
+  /** The token, or any token it was exchanged from, is revoked. */
+  async function revoked(claims: AccessTokenClaims): Promise<boolean> {
+    const jtis = [claims.jti, ...(claims.agp_ancestors ?? [])];
+    const answers = await Promise.all(jtis.map((j) => store.isTokenRevoked(j)));
+    return answers.includes(true);
+  }
+
   async function checkCached(claims: AccessTokenClaims, token: string, opts: VerifyOptions): Promise<TokenVerification> {
     if (claims.exp <= Math.floor(now() / 1000) - leewayS) {
       verified.delete(token);
@@ -154,7 +190,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       const has = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
       if (!has.some((a) => wanted.includes(a))) return { ok: false, error: 'wrong_audience', message: 'token audience not accepted here' };
     }
-    if (opts.checkRevocation !== false && (await store.isTokenRevoked(claims.jti))) {
+    if (opts.checkRevocation !== false && (await revoked(claims))) {
       return { ok: false, error: 'revoked', message: 'token revoked' };
     }
     return { ok: true, claims };
@@ -209,7 +245,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     }
     if (!wellFormed(payload)) return { ok: false, error: 'malformed', message: 'token lacks AGP claims' };
     remember(token, payload);
-    if (opts.checkRevocation !== false && (await store.isTokenRevoked(payload.jti))) {
+    if (opts.checkRevocation !== false && (await revoked(payload))) {
       return { ok: false, error: 'revoked', message: 'token revoked' };
     }
     return { ok: true, claims: payload };
@@ -222,6 +258,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       const { kid, privateKey } = await keys.signingKey();
       const iat = Math.floor(now() / 1000);
       const ttl = Math.max(1, Math.min(maxTtlS, Math.floor(input.ttlS)));
+      // A child never outlives its parent, even when the clock ticked since the caller looked.
+      const exp = input.notAfter !== undefined ? Math.min(iat + ttl, input.notAfter) : iat + ttl;
+      if (exp <= iat) throw new ParentExpiringError('the token it is made from expires too soon');
       const claims: AccessTokenClaims = {
         iss: issuer,
         sub: input.subject,
@@ -229,11 +268,13 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         scope: input.scope.join(' '),
         jti: randomBytes(16).toString('base64url'),
         iat,
-        exp: iat + ttl,
+        exp,
         client_id: input.clientId,
         agp_agent: input.agent,
         ...(input.act ? { act: input.act } : {}),
         ...(input.mayAct ? { may_act: input.mayAct } : {}),
+        ...(input.ancestors && input.ancestors.length > 0 ? { agp_ancestors: [...input.ancestors] } : {}),
+        ...(input.jkt !== undefined ? { cnf: { jkt: input.jkt } } : {}),
       };
       const token = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: ACCESS_TOKEN_TYP }).sign(privateKey);
       return { token, claims };

@@ -142,7 +142,8 @@ describe('agent keys', () => {
     const del = await h.app.inject({ method: 'DELETE', url: `/v1/admin/agents/fraudbot/credentials/keys/${key.thumbprint}`, headers: admin });
     expect(del.statusCode).toBe(204);
     const res = await selfExchange(h, 'fraudbot', key, 'transactions:read');
-    expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'subject_token rejected: the assertion signature does not verify with any registered key' });
+    expect(res.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    expect(h.audit).toContainEqual(expect.objectContaining({ kind: 'credential_rejected', agent: 'fraudbot', reason: 'bad_signature' }));
     // The removed key is free again for another agent.
     await h.store.putAgent('newowner', {}, h.clock.now());
     const rebind = await h.app.inject({ method: 'POST', url: '/v1/admin/agents/newowner/credentials/keys', headers: admin, payload: key.publicJwk });
@@ -167,18 +168,20 @@ describe('agent keys', () => {
 });
 
 describe('unknown and deactivated agents', () => {
-  it('refuses a deactivated agent by key and by secret, and an unknown agent', async () => {
+  it('refuses a deactivated agent by key and by secret, and an unknown agent, with one answer (the audit has the reason)', async () => {
     h = await harness();
     const key = await registerAgent(h, 'fraudbot');
     const issued = await issueSecret();
     await h.store.setAgentActive('fraudbot', false, h.clock.now());
 
     const byKey = await selfExchange(h, 'fraudbot', key, 'transactions:read');
-    expect(byKey.statusCode).toBe(400);
-    expect(byKey.json()).toEqual({ error: 'unauthorized_client', error_description: 'agent `fraudbot` is deactivated' });
+    const failed = { error: 'invalid_client', error_description: 'client authentication failed' };
+    expect(byKey.statusCode).toBe(401);
+    expect(byKey.json()).toEqual(failed);
     const bySecret = await withSecret(issued.client_secret);
     expect(bySecret.statusCode).toBe(401);
-    expect(bySecret.json()).toEqual({ error: 'invalid_client', error_description: 'agent `fraudbot` is deactivated' });
+    expect(bySecret.json()).toEqual(failed);
+    expect(h.audit.filter((e) => e.kind === 'credential_rejected').map((e) => 'reason' in e && e.reason)).toEqual(['inactive_agent', 'inactive_agent']);
 
     const ghost = await postForm(h, '/oauth2/token', {
       grant_type: TOKEN_EXCHANGE,
@@ -186,14 +189,21 @@ describe('unknown and deactivated agents', () => {
       subject_token_type: JWT_TYPE,
       scope: 'transactions:read',
     });
-    expect(ghost.json()).toEqual({ error: 'invalid_request', error_description: 'subject_token rejected: unknown agent `ghost`' });
+    expect(ghost.json()).toEqual(failed);
     expect(h.audit).toContainEqual(expect.objectContaining({ kind: 'credential_rejected', agent: 'ghost', reason: 'unknown_agent' }));
 
     // A token issued before deactivation cannot be exchanged onward either.
     await h.store.setAgentActive('fraudbot', true, h.clock.now());
     const token = (await selfExchange(h, 'fraudbot', key, 'transactions:read')).json().access_token as string;
     await h.store.setAgentActive('fraudbot', false, h.clock.now());
-    const onward = await postForm(h, '/oauth2/token', { grant_type: TOKEN_EXCHANGE, subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', scope: 'transactions:read' });
-    expect(onward.json().error).toBe('unauthorized_client');
+    const onward = await postForm(h, '/oauth2/token', {
+      grant_type: TOKEN_EXCHANGE,
+      subject_token: token,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      scope: 'transactions:read',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await assertion('fraudbot', key, h.clock.now()),
+    });
+    expect(onward.json()).toEqual(failed);
   });
 });

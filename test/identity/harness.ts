@@ -18,6 +18,7 @@ import { identityRoutes } from '../../server/identity/routes.js';
 export const ISSUER = 'https://agp.test';
 export const TOKEN_URL = `${ISSUER}/oauth2/token`;
 export const ADMIN_KEY = 'admin-key-for-tests';
+export const PEP_KEY = 'pep-key-for-tests';
 export const IDP = 'https://idp.test';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -96,7 +97,8 @@ export async function harness(options: { store?: ContextStore; decideScope?: Dec
     decideScope: options.decideScope ?? fraudPolicy(store, c.now, decisions),
     issuer: ISSUER,
     audit: (e) => audit.push(e),
-    authorizeAdmin: (request) => request.headers.authorization === `Bearer ${ADMIN_KEY}`,
+    callerRole: (request) =>
+      request.headers.authorization === `Bearer ${ADMIN_KEY}` ? 'admin' : request.headers.authorization === `Bearer ${PEP_KEY}` ? 'resource_server' : null,
     scopeMap: { resourceTypes: { accounts: 'account' }, actions: { 'accounts:freeze': 'freeze_account' } },
     trustedIssuers: [{ issuer: IDP, jwks: idp.jwks }],
     audiences: ['payments'],
