@@ -30,7 +30,7 @@ export type AgentTokenVerifier = (token: string) => Promise<
 >;
 
 /** An audit log as the app uses it: the decider's sink plus optional figures for /metrics. */
-export type AppAudit = AuditSink & { stats?: () => { written: number; dropped: number; buffered: number } };
+export type AppAudit = AuditSink & { stats?: () => { written: number; dropped: number; buffered: number; suppressed?: number } };
 
 /** Everything the routes share; also `app.agp` for plugins registered later. */
 export interface AgpServices {

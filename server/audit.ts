@@ -9,6 +9,8 @@ import { StreamAuditLog } from './audit/stream-log.js';
 import { readTail } from './audit/tail.js';
 
 export * from './audit/entries.js';
+export { MAX_LINE_BYTES } from './audit/bound.js';
+export { FLOOD_DEFAULTS, type FloodSettings } from './audit/flood.js';
 export { canonicalJson, scrubSecrets } from './audit/format.js';
 export type { AuditLog, AuditLogOptions, AuditMetricsHooks, AuditSinkStream, AuditStats } from './audit/log.js';
 export { verifyAuditFile, type AuditVerifyResult } from './audit/verify.js';

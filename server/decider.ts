@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Decision, Grant, PolicySet, ValidationIssue } from '../engine/decision.js';
 import { mergeAgent } from '../engine/agent-context.js';
 import type { JsonObject } from '../engine/agent-context.js';
-import type { AuditEntry } from './audit.js';
+import type { AuditEntry, AuditWriteOptions } from './audit.js';
 import { decisionEntry, isObject, readString, rejectedEntry, subjectOf, type RawObject } from './decision-audit.js';
 import { decisionId } from './decision-ids.js';
 import type { AgentContext, ContextStore, GrantRecord } from './context/types.js';
@@ -69,7 +69,7 @@ export interface PolicySource {
 
 /** The audit log as the decider sees it (server/audit.ts): `write` never blocks or throws. */
 export interface AuditSink {
-  write(entry: AuditEntry): void;
+  write(entry: AuditEntry, options?: AuditWriteOptions): void;
 }
 
 /** The counters the decider feeds (implemented by server/metrics.ts). */
@@ -325,7 +325,10 @@ export class DecisionPipeline implements Decider {
     }
     if (this.audit !== undefined) {
       const e = error.issues === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, issues: error.issues };
-      this.audit.write(rejectedEntry(e, status, decisionId(now), now, microseconds(call.started), raw, revision, meta));
+      // A caller can send bad requests at will: past a few per minute, the same caller's
+      // rejections of one kind are counted in an `audit_suppressed` line, not written each.
+      const flood = { key: `rejected:${meta.caller ?? 'anonymous'}:${error.code}` };
+      this.audit.write(rejectedEntry(e, status, decisionId(now), now, microseconds(call.started), raw, revision, meta), { flood });
     }
     return { ok: false, status, error };
   }

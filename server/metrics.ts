@@ -14,7 +14,7 @@ export interface ScrapeSources {
   cacheStats?: () => { hits: number; misses: number } | undefined;
   /** Errors the store met talking to its backend (Redis commands, counter flushes). */
   storeBackendErrors?: () => number;
-  auditStats?: () => { written: number; dropped: number; buffered: number };
+  auditStats?: () => { written: number; dropped: number; buffered: number; suppressed?: number };
   policyRevision?: () => string | undefined;
 }
 
@@ -189,6 +189,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): AppMe
       const s = sources.auditStats?.();
       this.reset();
       if (s !== undefined) this.set(s.dropped);
+    },
+  });
+  new Gauge({
+    name: 'agp_audit_suppressed_entries',
+    help: 'Audit entries held back by flood control since start (each window summarized in an audit_suppressed line)',
+    registers: [registry],
+    collect() {
+      const s = sources.auditStats?.();
+      this.reset();
+      if (s?.suppressed !== undefined) this.set(s.suppressed);
     },
   });
   new Gauge({

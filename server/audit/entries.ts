@@ -87,5 +87,34 @@ export interface DropMarker {
   last_dropped_at: string;
 }
 
+/** Entries a flood key held back in one window (server/audit/flood.ts), summarized. */
+export interface SuppressedMarker {
+  kind: 'audit_suppressed';
+  /** The flood key the writer gave (cut to 256 characters), or `(other keys)`. */
+  key: string;
+  /** Entries of this key not written in this window. */
+  count: number;
+  /** Entries of this key written in full in this window. */
+  written: number;
+  window_started_at: string;
+  window_ms: number;
+  first_suppressed_at: string;
+  last_suppressed_at: string;
+}
+
 /** Anything the log writes: a caller's entry or one of its own markers. */
-export type LogRecord = AuditEntry | DropMarker;
+export type LogRecord = AuditEntry | DropMarker | SuppressedMarker;
+
+/** Markers are the log's own lines: they record entries, they are not entries. */
+export function isMarker(record: LogRecord): boolean {
+  return record.kind === 'audit_dropped' || record.kind === 'audit_suppressed';
+}
+
+export interface AuditWriteOptions {
+  /**
+   * Entries a caller can cause at will (rejected unauthenticated calls, refused
+   * credentials): per `key` and window, the first few are written in full and the rest
+   * counted in one `audit_suppressed` entry (server/audit/flood.ts).
+   */
+  flood?: { key: string };
+}

@@ -5,7 +5,8 @@
 import { Worker } from 'node:worker_threads';
 import { workerModuleUrl } from '../worker-url.js';
 import type { AuditEntry } from './entries.js';
-import { postable, scrubSecrets, type Posted } from './format.js';
+import { postable, type Posted } from './chain.js';
+import { scrubSecrets } from './format.js';
 import { AuditLog, type AuditLogOptions, type ChainStart } from './log.js';
 import type { WriterData, WriterMessage, WriterReply } from './writer-worker.js';
 
@@ -39,8 +40,7 @@ export class FileAuditLog extends AuditLog {
     this.schedule(true);
   }
 
-  async flush(): Promise<void> {
-    this.queueMarkerIfNeeded();
+  protected async drained(): Promise<void> {
     if (this.worker === null) {
       // The writer is gone: anything still queued is lost, and counted.
       this.lose(AuditLog.entriesIn(this.takeBatch()));
@@ -53,10 +53,7 @@ export class FileAuditLog extends AuditLog {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.flush();
-    this.closed = true;
+  protected async closeSink(): Promise<void> {
     const w = this.worker;
     if (w !== null) {
       w.ref();

@@ -1,41 +1,17 @@
-// The audit line format: scrubbing secrets, canonical JSON, the decision line's fast path and
-// the hash chain. Shared by the serving thread (which formats decision lines before handing
-// them to the writer) and the file writer thread (which chains and appends them): both import
-// this module, so there is one definition of the bytes on disk.
+// The audit line format: scrubbing secrets, canonical JSON, line hashes and the decision
+// line's fast path (a decision's canonical body written directly, byte for byte what the
+// generic path gives). Shared by the serving thread and the file writer thread, so there is
+// one definition of the bytes on disk.
 
 import { createHmac, hash as hashOnce } from 'node:crypto';
-import type { DecisionAuditEntry, JsonValue, LogRecord } from './entries.js';
-
-/** One record waiting for the writer, with the time it was queued (epoch ms). */
-export interface Queued {
-  entry: LogRecord;
-  at: number;
-}
-
-/**
- * What the serving thread posts to the writer thread. Decisions arrive formatted: their
- * `DecisionParts` (the canonical body around `prev` and `seq`, which only the writer knows)
- * back to back in `text`, three end offsets each in `cuts`. A `-1` in `cuts` stands for the
- * next entry of `others` (anything else, formatted by the writer). One string and one array
- * of numbers cost far less to send between threads than an object per entry.
- */
-export interface Posted {
-  text: string;
-  cuts: number[];
-  others: Queued[];
-}
+import type { DecisionAuditEntry, JsonValue } from './entries.js';
 
 /** A decision line's body without its closing brace: head + prev + mid + seq + tail. */
 export type DecisionParts = [head: string, mid: string, tail: string];
 
-/** What `chain` returns: the chunk to append and the chain's new head. */
-export interface Chained {
-  chunk: string;
-  prev: string;
-  seq: number;
-}
 
-const SECRET_KEY = /token|secret|authorization|password|passwd|assertion|api[-_]?key|credential|cookie|private[-_]?key/i;
+/** Member names whose values are never written. */
+export const SECRET_KEY = /token|secret|authorization|password|passwd|assertion|api[-_]?key|credential|cookie|private[-_]?key/i;
 const JWT_LIKE = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 const BEARER = /\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi;
 // Neither pattern can match a string without one of these: one scan instead of two.
@@ -45,7 +21,8 @@ const SUSPECT = /eyJ|bearer|basic/i;
 // eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-function scrubString(value: string): string {
+/** `value` with JWT-looking and `Bearer …` substrings replaced by `[redacted]`. */
+export function scrubString(value: string): string {
   if (value.length < 12 || !SUSPECT.test(value)) return value;
   return value.replace(JWT_LIKE, '[redacted]').replace(BEARER, '$1 [redacted]');
 }
@@ -208,92 +185,4 @@ export function decisionParts(e: DecisionAuditEntry, at: number): DecisionParts 
     tail += `,"trace_id":${q(e.trace_id)}`;
   }
   return [out, mid, tail];
-}
-
-// ---------------------------------------------------------------- chaining
-
-/** The generic path: the canonical JSON of the scrubbed entry with time, seq and prev. */
-function genericBody(item: Queued, seq: number, prev: string): string {
-  const record = scrubSecrets(item.entry) as { [k: string]: JsonValue };
-  if (typeof record['time'] !== 'string') record['time'] = new Date(item.at).toISOString();
-  record['seq'] = seq;
-  record['prev'] = prev;
-  return canonicalJson(record);
-}
-
-/** The body of one line without its closing brace. */
-function openLine(item: Queued, seq: number, prev: string): string {
-  const e = item.entry;
-  const parts = e.kind === 'decision' ? decisionParts(e, item.at) : undefined;
-  return parts === undefined ? genericBody(item, seq, prev).slice(0, -1) : `${parts[0]},"prev":${JSON.stringify(prev)}${parts[1]},"seq":${seq}${parts[2]}`;
-}
-
-/** The hash of a line whose body is `open`: it closes the line as its last member, outside what it hashes. */
-function closeLine(open: string, prev: string, hmacKey: string | undefined): string {
-  return lineHash(prev, open + '}', hmacKey);
-}
-
-/** One chained line per item, in order, after the line whose hash is `prev`. */
-export function chain(items: readonly Queued[], prev: string, seq: number, hmacKey: string | undefined): Chained {
-  let chunk = '';
-  for (const item of items) {
-    const open = openLine(item, seq, prev);
-    const hash = closeLine(open, prev, hmacKey);
-    chunk += `${open},"hash":"${hash}"}\n`;
-    prev = hash;
-    seq++;
-  }
-  return { chunk, prev, seq };
-}
-
-/** `chain` over what the serving thread posted. */
-export function chainPosted(msg: Posted, prev: string, seq: number, hmacKey: string | undefined): Chained {
-  const { text, cuts, others } = msg;
-  let chunk = '';
-  let at = 0;
-  let other = 0;
-  for (let i = 0; i < cuts.length; i++) {
-    let open: string;
-    const c = cuts[i]!;
-    if (c < 0) {
-      open = openLine(others[other++]!, seq, prev);
-    } else {
-      const mid = cuts[i + 1]!;
-      const end = cuts[i + 2]!;
-      open = `${text.slice(at, c)},"prev":${JSON.stringify(prev)}${text.slice(c, mid)},"seq":${seq}${text.slice(mid, end)}`;
-      at = end;
-      i += 2;
-    }
-    const hash = closeLine(open, prev, hmacKey);
-    chunk += `${open},"hash":"${hash}"}\n`;
-    prev = hash;
-    seq++;
-  }
-  return { chunk, prev, seq };
-}
-
-/**
- * What the serving thread posts for `items`: decision lines formatted here (the part of the
- * work that does not need the chain), anything else as is, for the writer to format.
- */
-export function postable(items: readonly Queued[]): Posted {
-  const message: Posted = { text: '', cuts: [], others: [] };
-  let text = '';
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i]!;
-    const parts = item.entry.kind === 'decision' ? decisionParts(item.entry, item.at) : undefined;
-    if (parts === undefined) {
-      message.cuts.push(-1);
-      message.others.push(item);
-    } else {
-      text += parts[0];
-      message.cuts.push(text.length);
-      text += parts[1];
-      message.cuts.push(text.length);
-      text += parts[2];
-      message.cuts.push(text.length);
-    }
-  }
-  message.text = text;
-  return message;
 }

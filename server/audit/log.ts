@@ -5,8 +5,9 @@
 // for a stream (stream-log.ts), nowhere for `none`.
 
 import type { Writable } from 'node:stream';
-import { AUDIT_FORMAT_VERSION, GENESIS_HASH, type AuditEntry } from './entries.js';
-import type { Queued } from './format.js';
+import type { Queued } from './chain.js';
+import { AUDIT_FORMAT_VERSION, GENESIS_HASH, isMarker, type AuditEntry, type AuditWriteOptions, type LogRecord } from './entries.js';
+import { FloodControl, type FloodSettings } from './flood.js';
 
 /** Anything with the Writable `write`/`once('drain')` contract (a file, stdout, a socket). */
 export type AuditSinkStream = Pick<Writable, 'write' | 'once'> & Partial<Pick<Writable, 'end' | 'destroyed'>>;
@@ -29,6 +30,8 @@ export interface AuditLogOptions {
   /** Makes line hashes HMAC-SHA256 with this key: nobody without it can rebuild a chain. */
   hmacKey?: string;
   metrics?: AuditMetricsHooks;
+  /** Flood control of entries written with a flood key (defaults: `FLOOD_DEFAULTS`). */
+  flood?: Partial<FloodSettings>;
   /** Injected clock (epoch ms) for tests. */
   now?: () => number;
 }
@@ -40,6 +43,8 @@ export interface AuditStats {
   dropped: number;
   /** Entries waiting for the writer. */
   buffered: number;
+  /** Entries held back by flood control (each window summarized in an `audit_suppressed` line). */
+  suppressed: number;
 }
 
 /** Where the chain stands when a log opens: a new log, or the tail of an existing file. */
@@ -79,12 +84,15 @@ export abstract class AuditLog {
    * It is held apart from the queue so that it never takes an entry's place in the buffer.
    */
   protected startLine: Queued | null;
+  private readonly flood: FloodControl;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: AuditLogOptions, start: ChainStart, writes: boolean) {
     this.now = opts.now ?? Date.now;
     this.capacity = Math.max(1, opts.bufferSize ?? 10_000);
     this.hooks = opts.metrics ?? {};
     this.hmacKey = opts.hmacKey;
+    this.flood = new FloodControl(opts.flood);
     this.prev = start.prev;
     this.seq = start.seq;
     this.startLine = writes
@@ -95,14 +103,18 @@ export abstract class AuditLog {
       : null;
   }
 
-  /** Queues an entry; never blocks and never throws. */
-  write(entry: AuditEntry): void {
+  /**
+   * Queues an entry; never blocks and never throws. With `options.flood`, the entry counts
+   * against its flood key and is only counted once the key is over its burst.
+   */
+  write(entry: AuditEntry, options?: AuditWriteOptions): void {
     if (this.closed) {
       this.countDrop(1, this.now());
       return;
     }
     if (!this.accepts()) return;
     const at = this.now();
+    if (options?.flood !== undefined && !this.admit(options.flood.key, at)) return;
     if (this.queue.length + this.backlog() >= this.capacity) {
       this.countDrop(1, at);
       return;
@@ -112,20 +124,43 @@ export abstract class AuditLog {
     this.schedule(false);
   }
 
-  /** Resolves when every entry queued so far reached the sink. */
-  abstract flush(): Promise<void>;
+  /**
+   * Resolves when every entry queued so far reached the sink (with the summaries of flood
+   * windows that are over).
+   */
+  async flush(): Promise<void> {
+    this.queueMarkers(this.flood.sweep(this.now()));
+    this.queueMarkerIfNeeded();
+    await this.drained();
+  }
 
-  /** Flushes, then closes the sink (stdout is left open). Later writes are dropped. */
-  abstract close(): Promise<void>;
+  /**
+   * Flushes (closing every flood window: their summaries are written), then closes the sink
+   * (stdout is left open). Later writes are dropped.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.queueMarkers(this.flood.sweep(Infinity));
+    await this.flush();
+    this.closed = true;
+    clearTimeout(this.sweepTimer);
+    await this.closeSink();
+  }
 
   stats(): AuditStats {
-    return { written: this.written, dropped: this.dropped, buffered: this.queue.length + this.backlog() };
+    return { written: this.written, dropped: this.dropped, buffered: this.queue.length + this.backlog(), suppressed: this.flood.suppressedTotal };
   }
 
   /** The hash of the last line written: store it elsewhere to detect a truncated tail. */
   head(): string {
     return this.prev;
   }
+
+  /** Resolves once everything taken so far reached the sink. */
+  protected abstract drained(): Promise<void>;
+
+  /** Releases the sink after the last flush. */
+  protected abstract closeSink(): Promise<void>;
 
   /** Whether entries go anywhere (false for the `none` sink). */
   protected abstract accepts(): boolean;
@@ -139,6 +174,37 @@ export abstract class AuditLog {
   protected onError(err: Error): void {
     this.failed = true;
     this.hooks.error?.(err);
+  }
+
+  /** Flood control: whether this entry is written; a window that ended is summarized first. */
+  private admit(key: string, at: number): boolean {
+    const admitted = this.flood.admit(key, at, (marker) => this.queueMarkers([marker]));
+    if (this.sweepTimer === undefined) this.armSweep();
+    return admitted;
+  }
+
+  /** Summarizes flood windows as they end, also when no entry of their key follows. */
+  private armSweep(): void {
+    const end = this.flood.nextEnd();
+    if (end === undefined || this.closed) return;
+    const delay = Math.min(Math.max(end - this.now(), 0), this.flood.windowMs) + 1;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      const markers = this.flood.sweep(this.now());
+      if (markers.length > 0) {
+        this.queueMarkers(markers);
+        this.schedule(false);
+      }
+      this.armSweep();
+    }, delay);
+    // An open window never keeps the process alive: close() summarizes what is left.
+    this.sweepTimer.unref();
+  }
+
+  /** The log's own lines, queued whatever the buffer holds (they must not be lost themselves). */
+  private queueMarkers(markers: readonly LogRecord[]): void {
+    const at = this.now();
+    for (const entry of markers) this.queue.push({ entry, at });
   }
 
   private countDrop(n: number, at: number): void {
@@ -186,7 +252,7 @@ export abstract class AuditLog {
   /** Caller entries in a batch (markers are not entries: losing one loses no entry). */
   protected static entriesIn(batch: readonly Queued[]): number {
     let n = 0;
-    for (const item of batch) if (item.entry.kind !== 'audit_dropped') n++;
+    for (const item of batch) if (!isMarker(item.entry)) n++;
     return n;
   }
 }
@@ -197,11 +263,9 @@ export class DisabledAuditLog extends AuditLog {
     super(opts, NEW_CHAIN, false);
   }
 
-  async flush(): Promise<void> {}
+  protected async drained(): Promise<void> {}
 
-  async close(): Promise<void> {
-    this.closed = true;
-  }
+  protected async closeSink(): Promise<void> {}
 
   protected accepts(): boolean {
     return false;

@@ -2,7 +2,7 @@
 // thread: a background writer wakes on the next turn of the event loop, takes everything
 // queued, chains it into one chunk and waits for `drain` when the stream pushes back.
 
-import { chain } from './format.js';
+import { chain } from './chain.js';
 import { AuditLog, NEW_CHAIN, type AuditLogOptions, type AuditSinkStream } from './log.js';
 
 export class StreamAuditLog extends AuditLog {
@@ -17,18 +17,13 @@ export class StreamAuditLog extends AuditLog {
     this.schedule();
   }
 
-  async flush(): Promise<void> {
-    this.queueMarkerIfNeeded();
+  protected async drained(): Promise<void> {
     this.schedule();
     while (this.draining !== null) await this.draining;
     await this.lastWrite;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.flush();
-    this.closed = true;
-  }
+  protected async closeSink(): Promise<void> {}
 
   protected accepts(): boolean {
     return true;

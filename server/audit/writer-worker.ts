@@ -4,7 +4,8 @@
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { chainPosted, type Posted } from './format.js';
+import { chainPosted, type Posted } from './chain.js';
+import { isMarker } from './entries.js';
 
 /** What the log hands the thread when it starts it. */
 export interface WriterData {
@@ -59,7 +60,7 @@ export class FileWriter {
     let markers = 0;
     for (const c of msg.cuts) if (c < 0) n++;
     n += (msg.cuts.length - n) / 3;
-    for (const item of msg.others) if (item.entry.kind === 'audit_dropped') markers++;
+    for (const item of msg.others) if (isMarker(item.entry)) markers++;
     if (this.error === undefined) {
       try {
         const out = chainPosted(msg, this.prev, this.seq, this.data.hmacKey);

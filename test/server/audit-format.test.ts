@@ -98,7 +98,7 @@ describe('audit line format', () => {
     const log = createAuditLog({ sink: 'file', file, bufferSize: 1000 });
     for (const e of entries.slice(0, 200)) log.write(e);
     await log.flush();
-    expect(log.stats()).toEqual({ written: 201, dropped: 0, buffered: 0 });
+    expect(log.stats()).toEqual({ written: 201, dropped: 0, buffered: 0, suppressed: 0 });
     for (const e of entries.slice(200)) log.write(e);
     await log.close();
     checkLines(readFileSync(file, 'utf8'), entries, 1);
@@ -148,6 +148,6 @@ describe('audit line format', () => {
     await log.close();
     expect(failures.length).toBeGreaterThan(0);
     // The start line and the five entries.
-    expect(log.stats()).toEqual({ written: 0, dropped: 6, buffered: 0 });
+    expect(log.stats()).toEqual({ written: 0, dropped: 6, buffered: 0, suppressed: 0 });
   });
 });

@@ -314,7 +314,7 @@ describe('audit log buffering', () => {
     for (let i = 0; i < 3000; i++) log.write(decision(i));
     expect(log.stats().buffered).toBe(3000);
     await log.close();
-    expect(log.stats()).toEqual({ written: 3001, dropped: 0, buffered: 0 });
+    expect(log.stats()).toEqual({ written: 3001, dropped: 0, buffered: 0, suppressed: 0 });
     expect(readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(3001);
     expect(await verifyAuditFile(file)).toMatchObject({ ok: true, lines: 3001 });
     log.write(decision(1));
@@ -378,6 +378,6 @@ describe('audit log content', () => {
     const log = createAuditLog({ sink: 'none' });
     log.write(decision(1));
     await log.close();
-    expect(log.stats()).toEqual({ written: 0, dropped: 0, buffered: 0 });
+    expect(log.stats()).toEqual({ written: 0, dropped: 0, buffered: 0, suppressed: 0 });
   });
 });
