@@ -8,14 +8,16 @@ import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 import { decodeJwt } from 'jose';
 import { cleanup, serve, type Served } from './harness.js';
-import { ACCESS_TYPE, ADMIN, PEP, TOKEN_EXCHANGE, admin, introspect, issueSecret, postForm, registerAgent, type AgentKey } from './identity-helpers.js';
+import {
+  ACCESS_TYPE, TOKEN_EXCHANGE, admin, introspect, issueSecret, postForm, registerAgent, type AgentKey, IDENTITY_ENV,
+} from './identity-helpers.js';
 
 let agp: Served;
 let key: AgentKey;
 let secret: string;
 
 beforeAll(async () => {
-  agp = await serve({ env: { AGP_API_KEYS: PEP, AGP_ADMIN_KEY: ADMIN } });
+  agp = await serve({ env: IDENTITY_ENV });
   key = await registerAgent(agp, 'fraudbot');
   secret = await issueSecret(agp, 'fraudbot');
   expect((await admin(agp, 'PUT', '/v1/admin/resources/transactions/*', { attributes: { owner: 'payments', sensitivity: 'internal' } })).status).toBe(201);

@@ -5,12 +5,14 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, httpRequest, rawRequest, serve, type Served } from './harness.js';
-import { ADMIN, PEP, admin, postForm, registerAgent, selfToken } from './identity-helpers.js';
+import {
+  PEP, admin, postForm, registerAgent, selfToken, IDENTITY_ENV,
+} from './identity-helpers.js';
 
 let agp: Served;
 
 beforeAll(async () => {
-  agp = await serve({ env: { AGP_API_KEYS: PEP, AGP_ADMIN_KEY: ADMIN } });
+  agp = await serve({ env: IDENTITY_ENV });
 }, 60_000);
 
 afterAll(async () => {

@@ -7,14 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { cleanup, serve, type Served } from './harness.js';
-import { ADMIN, PEP, READ_TRANSACTIONS, admin, clientAuth, decide, postForm, registerAgent, type AgentKey } from './identity-helpers.js';
+import {
+  READ_TRANSACTIONS, admin, clientAuth, decide, postForm, registerAgent, type AgentKey, IDENTITY_ENV,
+} from './identity-helpers.js';
 
 let agp: Served;
 let key: AgentKey;
 let dpopKey: { privateKey: CryptoKey; jwk: JWK; jkt: string };
 
 beforeAll(async () => {
-  agp = await serve({ env: { AGP_API_KEYS: PEP, AGP_ADMIN_KEY: ADMIN } });
+  agp = await serve({ env: IDENTITY_ENV });
   key = await registerAgent(agp, 'fraudbot');
   expect((await admin(agp, 'PUT', '/v1/admin/resources/transactions/*', { attributes: { owner: 'payments', sensitivity: 'internal' } })).status).toBe(201);
   const pair = await generateKeyPair('ES256', { extractable: true });

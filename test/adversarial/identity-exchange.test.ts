@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { cleanup, serve, type Served } from './harness.js';
 import {
-  ACCESS_TYPE, ADMIN, PEP, READ_TRANSACTIONS, TOKEN_EXCHANGE, admin, assertion, clientAuth, decide, introspect, postForm, registerAgent, selfToken,
-  type AgentKey,
+  ACCESS_TYPE, ADMIN, READ_TRANSACTIONS, TOKEN_EXCHANGE, admin, assertion, clientAuth, decide, introspect, postForm, registerAgent, selfToken, type AgentKey, IDENTITY_ENV,
 } from './identity-helpers.js';
 
 let agp: Served;
@@ -17,7 +16,7 @@ let planner: AgentKey;
 let helper: AgentKey;
 
 beforeAll(async () => {
-  agp = await serve({ env: { AGP_API_KEYS: PEP, AGP_ADMIN_KEY: ADMIN } });
+  agp = await serve({ env: IDENTITY_ENV });
   fraudbot = await registerAgent(agp, 'fraudbot');
   planner = await registerAgent(agp, 'planner');
   helper = await registerAgent(agp, 'helper');

@@ -16,6 +16,13 @@ export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-b
 
 export const FRAUDBOT = { owner: 'risk-team', roles: ['fraud-detector'], model: { name: 'fraudnet', version: '2.4.1' }, trust: 'verified' };
 
+/**
+ * The environment of the identity suites: keys on, and the per-address bucket of keyless
+ * routes (`AGP_RATE_LIMIT_PER_SECOND`, docs/security.md) off, so that what is tested is
+ * identity's own throttling and bounds, as an attacker with many addresses would meet them.
+ */
+export const IDENTITY_ENV = { AGP_API_KEYS: PEP, AGP_ADMIN_KEY: ADMIN, AGP_RATE_LIMIT_PER_SECOND: '0' };
+
 export const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 
 export interface AgentKey {
