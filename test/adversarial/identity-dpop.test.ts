@@ -3,10 +3,12 @@
 // route without a proof of its key — a stolen bound token is not as good as the agent.
 
 import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
-import { cleanup, serve, type Served } from './harness.js';
+import { cleanup, policyCopy, serve, type Served } from './harness.js';
 import {
   READ_TRANSACTIONS, admin, clientAuth, decide, postForm, registerAgent, type AgentKey, IDENTITY_ENV,
 } from './identity-helpers.js';
@@ -79,5 +81,35 @@ describe('a DPoP-bound token on /v1/decide', () => {
     // A bearer token of the same agent still works there.
     const bearer = (await tokenWith(undefined)).body['access_token'] as string;
     expect((await decide(agp, bearer, READ_TRANSACTIONS)).status).toBe(200);
+  });
+});
+
+describe('a policy', () => {
+  it('can require a DPoP-bound token with the obligation `dpop: true`', async () => {
+    const policies = policyCopy();
+    const fraud = join(policies, 'fraud.agp');
+    const text = readFileSync(fraud, 'utf8');
+    const bound = text.replace('permit if risk < 40 with { ttl: 15m, scopes: [resource.type + ":read"] }', 'permit if risk < 40 with { ttl: 15m, scopes: [resource.type + ":read"], dpop: true }');
+    expect(bound).not.toBe(text);
+    writeFileSync(fraud, bound);
+    const strict = await serve({ env: IDENTITY_ENV, policies });
+    try {
+      const k = await registerAgent(strict, 'fraudbot');
+      expect((await admin(strict, 'PUT', '/v1/admin/resources/transactions/*', { attributes: { owner: 'payments', sensitivity: 'internal' } })).status).toBe(201);
+      const grant = { grant_type: 'client_credentials', scope: 'transactions:read' };
+      const plain = await postForm(strict, '/oauth2/token', { ...grant, ...(await clientAuth(strict, 'fraudbot', k)) });
+      expect(plain.status).toBe(400);
+      expect(plain.body).toEqual({ error: 'invalid_dpop_proof', error_description: 'a policy requires a DPoP-bound token for the permitted scopes: send a `DPoP` proof' });
+      const p = await new SignJWT({ htm: 'POST', htu: `${strict.url}/oauth2/token`, jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.jwk })
+        .setIssuedAt()
+        .sign(dpopKey.privateKey);
+      const withProof = await postForm(strict, '/oauth2/token', { ...grant, ...(await clientAuth(strict, 'fraudbot', k)) }, { dpop: p });
+      expect(withProof.status).toBe(200);
+      expect(withProof.body['token_type']).toBe('DPoP');
+    } finally {
+      await strict.stop();
+      cleanup(strict);
+    }
   });
 });
