@@ -15,7 +15,7 @@ import { CONFIG_ENV, DEFAULT_HOST, DEFAULT_PORT, isLoopback, loadConfig, type Se
 import { contextConfigFromEnv, createContextStore } from './context/index.js';
 import type { ContextStore } from './context/types.js';
 import type { Decider } from './decider.js';
-import { createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, scopeAllows, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type IdentityEnvConfig, type ScopeConfig } from './identity/index.js';
+import { auditFloodKey, createIdentity, identityConfigFromEnv, identityRoutes, loadScopeConfig, scopeAllows, SCOPE_CONFIG_FILE, type DecideScope, type Identity, type IdentityAuditEvent, type IdentityEnvConfig, type ScopeConfig } from './identity/index.js';
 import { createMetrics } from './metrics.js';
 import { PolicyHolder } from './policy-holder.js';
 import { lookupResource } from './routes/resources.js';
@@ -91,6 +91,12 @@ function identityAuditEntry(e: IdentityAuditEvent): AuditEntry {
   const entry: AuditEntry = { kind: 'admin', operation: `identity.${kind}`, outcome: kind.endsWith('_refused') || kind.endsWith('_rejected') ? 'failed' : 'ok', detail, time: new Date(at).toISOString() };
   if ('agent' in e && e.agent !== undefined) entry.target = e.agent;
   return entry;
+}
+
+/** Identity's events into the audit log; rejected credentials under flood control per client address. */
+function writeIdentityAudit(audit: AuditLog | undefined, e: IdentityAuditEvent): void {
+  const key = auditFloodKey(e);
+  audit?.write(identityAuditEntry(e), key !== undefined ? { flood: { key } } : undefined);
 }
 
 /**
@@ -179,7 +185,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       encryptionKey: idv.encryptionKey,
       tokenTtlS: idv.tokenTtlS,
       rotateEveryMs: idv.rotateEveryMs,
-      audit: (e) => audit?.write(identityAuditEntry(e)),
+      audit: (e) => writeIdentityAudit(audit, e),
     });
   } catch (err) {
     await audit?.close();
@@ -209,7 +215,7 @@ export async function start(config: ServerConfig, options: StartOptions = {}): P
       decideScope,
       scopeMap: () => scopeConfig.map,
       trustedIssuers: idv.trustedIssuers,
-      audit: (e) => audit?.write(identityAuditEntry(e)),
+      audit: (e) => writeIdentityAudit(audit, e),
       dpop: identity.dpop,
       // A PEP key is a resource server to identity: it may introspect (docs/identity.md).
       callerRole: (request) => {
