@@ -67,6 +67,18 @@ describe('failed client secrets', () => {
 });
 
 describe('unauthenticated callers', () => {
+  // A server of their own: the floods above fill this address's audit flood window (10 lines
+  // in full per window), and these tests read the lines; they write 10 between them.
+  let agp: Served;
+  beforeAll(async () => {
+    agp = await serve({ env: IDENTITY_ENV });
+    await registerAgent(agp, 'fraudbot');
+  }, 60_000);
+  afterAll(async () => {
+    await agp?.stop();
+    if (agp) cleanup(agp);
+  });
+
   it('get one invalid_client for an unknown, deactivated or keyless agent and a bad signature', async () => {
     await registerAgent(agp, 'retired');
     expect((await admin(agp, 'POST', '/v1/admin/agents/retired/deactivate')).status).toBe(200);
